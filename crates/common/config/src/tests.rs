@@ -1,0 +1,139 @@
+use std::path::Path;
+
+use super::server::ServerSection;
+use super::*;
+
+const SERVER_TYPES: &[&str] = &[
+    "DataStore",
+    "KeyManager",
+    "NodeAttestor",
+    "UpstreamAuthority",
+    "Notifier",
+    "BundlePublisher",
+    "CredentialComposer",
+];
+
+fn server_doc(text: &str) -> Result<(ServerSection, Plugins), ConfigError> {
+    let doc = Document::parse(text)?;
+    doc.check_sections(&["server", "plugins", "telemetry", "health_checks"])?;
+    let server: ServerSection = doc.section("server")?;
+    let plugins = Plugins::parse(doc.raw("plugins"), SERVER_TYPES)?;
+    Ok((server, plugins))
+}
+
+#[test]
+fn quoted_numbers_and_defaults() {
+    let (server, plugins) = server_doc(
+        r#"
+server {
+    bind_address = "127.0.0.1"
+    bind_port = "8081"
+    trust_domain = "example.org"
+    ca_ttl = "168h"
+}
+plugins {
+    KeyManager "memory" {
+        plugin_data = {}
+    }
+    DataStore "sql" {
+        plugin_data {
+            database_type = "sqlite3"
+            connection_string = "./.data/datastore.sqlite3"
+        }
+    }
+}
+"#,
+    )
+    .unwrap();
+    assert_eq!(server.bind_port(), 8081);
+    assert_eq!(server.ca_ttl(), std::time::Duration::from_secs(168 * 3600));
+    assert_eq!(
+        server.default_x509_svid_ttl(),
+        std::time::Duration::from_secs(3600)
+    );
+    assert_eq!(server.socket_path(), "/tmp/spire-server/private/api.sock");
+    let ds: Vec<_> = plugins.of_type("DataStore").collect();
+    assert_eq!(ds.len(), 1);
+    assert_eq!(ds[0].name, "sql");
+    assert_eq!(ds[0].plugin_data["database_type"], "sqlite3");
+    assert_eq!(
+        plugins.of_type("KeyManager").next().unwrap().plugin_data,
+        serde_json::json!({})
+    );
+}
+
+#[test]
+fn unknown_keys_are_fatal_and_named() {
+    let err =
+        server_doc("server {\n trust_domain = \"td\"\n default_svid_ttl = \"1h\"\n bogus = 1\n}\n")
+            .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("unknown configuration detected"),
+        "{message}"
+    );
+    assert!(message.contains("server.default_svid_ttl"), "{message}");
+    assert!(message.contains("server.bogus"), "{message}");
+
+    let err = server_doc("serverr {}\n").unwrap_err().to_string();
+    assert!(err.contains("serverr"), "{err}");
+}
+
+#[test]
+fn json_form_with_list_wrapped_blocks() {
+    let (server, plugins) = server_doc(
+        r#"{
+  "server": [{"trust_domain": "example.org", "bind_port": 8081,
+              "ca_subject": [{"country": ["ARPA"], "organization": ["Example"], "common_name": "example.org"}]}],
+  "plugins": {
+    "NodeAttestor": [{"k8s_psat": [{"plugin_data": [{"clusters": [{"demo": [{"service_account_allow_list": ["spire:spire-agent"]}]}]}]}]}],
+    "KeyManager": [{"disk": [{"plugin_data": [{"keys_path": "/run/spire/data/keys.json"}]}]}]
+  },
+  "telemetry": [{"DogStatsd": [{"address": "localhost:8125"}, {"address": "localhost:8126"}]}]
+}"#,
+    )
+    .unwrap();
+    assert_eq!(server.trust_domain.as_deref(), Some("example.org"));
+    assert_eq!(server.ca_subject.unwrap().country, ["ARPA"]);
+    let psat = plugins.of_type("NodeAttestor").next().unwrap();
+    assert_eq!(psat.name, "k8s_psat");
+    assert_eq!(
+        psat.plugin_data["clusters"]["demo"]["service_account_allow_list"],
+        serde_json::json!(["spire:spire-agent"])
+    );
+}
+
+#[test]
+fn a_plugin_configured_twice_is_refused() {
+    let err = server_doc("plugins {\n KeyManager \"disk\" {}\n KeyManager \"disk\" {}\n}\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("more than once"), "{err}");
+}
+
+#[test]
+fn spire_stock_configs_parse() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../../shared/testdata/spire-conf");
+    if !dir.exists() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{} is missing in CI",
+            dir.display()
+        );
+        eprintln!(
+            "skipping: {} is absent (a plain clone has no shared testdata)",
+            dir.display()
+        );
+        return;
+    }
+    for name in ["server.conf", "server_container.conf", "server_full.conf"] {
+        let text = std::fs::read_to_string(dir.join(name)).unwrap();
+        let (server, plugins) = server_doc(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            server.trust_domain.as_deref(),
+            Some("example.org"),
+            "{name}"
+        );
+        assert!(plugins.of_type("DataStore").next().is_some(), "{name}");
+    }
+}
