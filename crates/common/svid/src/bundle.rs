@@ -21,7 +21,7 @@ pub struct Bundle {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct X509Authority {
     /// The DER certificate.
-    #[serde(with = "b64")]
+    #[serde(with = "crate::serde_der::bytes")]
     pub asn1: Vec<u8>,
     /// Set when the authority is tainted (agents re-sign SVIDs issued under it).
     #[serde(default)]
@@ -34,7 +34,7 @@ pub struct JwtAuthority {
     /// The `kid` tokens carry.
     pub key_id: String,
     /// The DER `SubjectPublicKeyInfo`.
-    #[serde(with = "b64")]
+    #[serde(with = "crate::serde_der::bytes")]
     pub public_key: Vec<u8>,
     /// Unix seconds after which the key is no longer used; 0 = no expiry.
     pub expires_at: i64,
@@ -78,22 +78,5 @@ impl Bundle {
             }
         }
         changed
-    }
-}
-
-mod b64 {
-    use base64::Engine as _;
-    use base64::engine::general_purpose::STANDARD;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&STANDARD.encode(bytes))
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Vec<u8>, D::Error> {
-        let s = String::deserialize(deserializer)?;
-        STANDARD.decode(s).map_err(serde::de::Error::custom)
     }
 }

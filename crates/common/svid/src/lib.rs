@@ -8,6 +8,7 @@ mod document;
 mod key;
 mod pem_bundle;
 mod public_key;
+pub mod serde_der;
 mod x509_svid;
 
 #[cfg(test)]

@@ -1,0 +1,58 @@
+//! The server CA: X.509 authority slots with prepare/activate rotation, their journal in the
+//! datastore, and minting of workload, agent and server X509-SVIDs.
+//!
+//! Credentials follow SPIRE's profiles exactly (see `ARCHITECTURE.md`); the SPIFFE ID, DNS
+//! names and TTL of a workload SVID always come from the caller's entry, never from a CSR.
+#![forbid(unsafe_code)]
+
+mod config;
+mod journal;
+mod manager;
+mod x509ca;
+
+pub use config::{CaConfig, CaSubject};
+pub use manager::{BUNDLE_SAFETY_MARGIN, CaManager, Plugins, ROTATE_INTERVAL, SlotId};
+pub use x509ca::{Ca, X509Ca, X509SvidParams};
+
+/// A CA failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No X.509 authority is active yet (the manager has not initialized).
+    #[error("no active X.509 authority")]
+    NoActiveAuthority,
+    /// The CSR was refused; the message is SPIRE's ("malformed CSR", …).
+    #[error(transparent)]
+    Csr(#[from] spire_svid::CsrError),
+    /// A name could not be put in a certificate.
+    #[error("invalid certificate request: {0}")]
+    InvalidRequest(String),
+    /// Building or signing a certificate failed.
+    #[error("{context}: {source}")]
+    Certificate {
+        /// What was being built.
+        context: &'static str,
+        /// rcgen's error.
+        #[source]
+        source: rcgen::Error,
+    },
+    /// A key manager or upstream authority failed.
+    #[error(transparent)]
+    Plugin(#[from] spire_server_plugin::Error),
+    /// The datastore failed.
+    #[error(transparent)]
+    DataStore(#[from] spire_server_datastore::Error),
+    /// A stored journal could not be read.
+    #[error("corrupt CA journal: {0}")]
+    CorruptJournal(String),
+}
+
+/// Result alias for CA calls.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Hex form of a key identifier, the "authority ID" SPIRE shows for CAs and keys.
+pub fn authority_id(spki_der: &[u8]) -> String {
+    // rcgen's default key identifier (RFC 7093 method 1): SHA-256 over the SPKI, first 160 bits.
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, spki_der);
+    hex::encode(&digest.as_ref()[..20])
+}
