@@ -1,0 +1,309 @@
+//! Authorization: one tower service wrapped around every routed gRPC service.
+//!
+//! Each request's caller is classified (a [`Caller`] request extension if the transport or a
+//! test put one there; otherwise `UdsConnectInfo` means local, a TLS peer certificate means an
+//! X509-SVID to classify, and nothing means anonymous) and checked against the method table of
+//! [`policy`]. Denials are `PermissionDenied "authorization denied for method <path>"`, SPIRE's
+//! message; methods outside the table are `Unimplemented` and never reach a handler. Allowed
+//! requests carry an [`AuthorizedCaller`] extension to the handler.
+
+mod policy;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use spire_id::SpiffeId;
+use spire_server_datastore::{DataStore, ListEntries};
+use spire_time::SharedClock;
+use tonic::body::Body;
+use tonic::codegen::Service;
+use tonic::server::NamedService;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo, UdsConnectInfo};
+use tonic::{Code, Status};
+use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509Certificate};
+
+pub use policy::{Allowed, policy};
+
+use crate::ApiContext;
+use crate::convert::is_agent_path;
+use crate::status::make_err;
+
+/// Who is calling, as far as the transport knows. Transports and tests may insert one as a
+/// request extension; otherwise it is derived from tonic's connection info.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Caller {
+    /// A process on the admin Unix socket.
+    Local,
+    /// A TLS peer without a client certificate.
+    Anonymous,
+    /// A TLS peer with a (transport-verified) X509-SVID, classified per method.
+    X509Svid(PeerSvid),
+    /// Already known to be an admin workload.
+    Admin(SpiffeId),
+    /// Already known to be an attested agent with a current SVID.
+    Agent(SpiffeId),
+    /// Already known to be a downstream server.
+    Downstream(SpiffeId),
+}
+
+/// The facts of a peer's leaf X509-SVID that authorization needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerSvid {
+    /// The URI SAN.
+    pub id: SpiffeId,
+    /// The serial number, in decimal (how nodes store it).
+    pub serial_number: String,
+    /// `notAfter`, unix seconds.
+    pub expires_at: i64,
+}
+
+/// A caller class of compat §1.1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CallerClass {
+    /// Admin Unix socket.
+    Local,
+    /// Admin workload.
+    Admin,
+    /// Attested agent.
+    Agent,
+    /// Downstream server.
+    Downstream,
+    /// Anyone (the method allows unauthenticated callers).
+    Any,
+}
+
+/// The caller as authorized, attached to every request that reaches a handler.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthorizedCaller {
+    /// The class the request was allowed as.
+    pub class: CallerClass,
+    /// The caller's SPIFFE ID when it presented one.
+    pub id: Option<SpiffeId>,
+}
+
+/// Wraps one routed gRPC service with the authorization check (keeps its service name).
+#[derive(Clone, Debug)]
+pub struct Authorized<S> {
+    inner: S,
+    authorizer: Authorizer,
+}
+
+/// The shared state of the check.
+#[derive(Clone, Debug)]
+pub(crate) struct Authorizer {
+    datastore: Arc<dyn DataStore>,
+    clock: SharedClock,
+    trust_domain: spire_id::TrustDomain,
+    admin_ids: Arc<[SpiffeId]>,
+}
+
+// === impl PeerSvid ===
+
+impl PeerSvid {
+    /// Reads the SPIFFE ID, serial and expiry of a DER leaf; `None` if it is not an X509-SVID
+    /// (unparseable, or not exactly one `spiffe://` URI SAN).
+    pub fn from_der(leaf: &[u8]) -> Option<Self> {
+        let (_, cert) = X509Certificate::from_der(leaf).ok()?;
+        let mut uris = cert
+            .extensions()
+            .iter()
+            .filter_map(|ext| match ext.parsed_extension() {
+                ParsedExtension::SubjectAlternativeName(san) => Some(san.general_names.iter()),
+                _ => None,
+            });
+        let mut ids = uris.by_ref().flatten().filter_map(|name| match name {
+            GeneralName::URI(uri) => Some(*uri),
+            _ => None,
+        });
+        let id = ids.next()?;
+        if ids.next().is_some() {
+            return None;
+        }
+        Some(Self {
+            id: SpiffeId::parse(id).ok()?,
+            serial_number: cert.serial.to_str_radix(10),
+            expires_at: cert.validity().not_after.timestamp(),
+        })
+    }
+}
+
+// === impl Caller ===
+
+impl Caller {
+    /// The caller of a request: its [`Caller`] extension, else what tonic's connection info
+    /// says (Unix socket → local; TLS with a client certificate → its X509-SVID).
+    pub fn of<B>(request: &http::Request<B>) -> Self {
+        let extensions = request.extensions();
+        if let Some(caller) = extensions.get::<Caller>() {
+            return caller.clone();
+        }
+        if extensions.get::<UdsConnectInfo>().is_some() {
+            return Self::Local;
+        }
+        let leaf = extensions
+            .get::<TlsConnectInfo<TcpConnectInfo>>()
+            .and_then(TlsConnectInfo::peer_certs)
+            .and_then(|certs| certs.first().map(|c| c.to_vec()));
+        match leaf.as_deref().and_then(PeerSvid::from_der) {
+            Some(svid) => Self::X509Svid(svid),
+            None => Self::Anonymous,
+        }
+    }
+
+    fn id(&self) -> Option<&SpiffeId> {
+        match self {
+            Self::Local | Self::Anonymous => None,
+            Self::X509Svid(svid) => Some(&svid.id),
+            Self::Admin(id) | Self::Agent(id) | Self::Downstream(id) => Some(id),
+        }
+    }
+}
+
+// === impl Authorizer ===
+
+impl Authorizer {
+    pub(crate) fn new(ctx: &ApiContext) -> Self {
+        Self {
+            datastore: ctx.datastore.clone(),
+            clock: ctx.clock.clone(),
+            trust_domain: ctx.trust_domain.clone(),
+            admin_ids: ctx.admin_ids.clone().into(),
+        }
+    }
+
+    /// Decides one call, checking the cheapest classes first (as SPIRE does).
+    pub(crate) async fn authorize(
+        &self,
+        method: &str,
+        caller: &Caller,
+    ) -> Result<AuthorizedCaller, Status> {
+        let Some(allowed) = policy::allowed(method) else {
+            return Err(Status::unimplemented(format!("unknown method {method}")));
+        };
+        let id = caller.id().cloned();
+        let class = match caller {
+            _ if allowed.any => Some(CallerClass::Any),
+            Caller::Local if allowed.local => Some(CallerClass::Local),
+            Caller::Admin(_) if allowed.admin => Some(CallerClass::Admin),
+            Caller::Agent(_) if allowed.agent => Some(CallerClass::Agent),
+            Caller::Downstream(_) if allowed.downstream => Some(CallerClass::Downstream),
+            Caller::X509Svid(svid) => self.classify(svid, allowed).await?,
+            _ => None,
+        };
+        match class {
+            Some(class) => Ok(AuthorizedCaller { class, id }),
+            None => Err(make_err(
+                Code::PermissionDenied,
+                &format!("authorization denied for method {method}"),
+                None,
+            )),
+        }
+    }
+
+    async fn classify(
+        &self,
+        svid: &PeerSvid,
+        allowed: Allowed,
+    ) -> Result<Option<CallerClass>, Status> {
+        if allowed.admin && self.admin_ids.contains(&svid.id) {
+            return Ok(Some(CallerClass::Admin));
+        }
+        if allowed.admin || allowed.downstream {
+            let request = ListEntries {
+                by_spiffe_id: Some(svid.id.clone()),
+                ..ListEntries::default()
+            };
+            let entries = self
+                .datastore
+                .list_registration_entries(&request)
+                .await
+                .map_err(|e| make_err(Code::Internal, "failed to fetch caller entries", Some(&e)))?
+                .items;
+            if allowed.admin && entries.iter().any(|e| e.admin) {
+                return Ok(Some(CallerClass::Admin));
+            }
+            if allowed.downstream && entries.iter().any(|e| e.downstream) {
+                return Ok(Some(CallerClass::Downstream));
+            }
+        }
+        if allowed.agent && self.is_current_agent(svid).await? {
+            return Ok(Some(CallerClass::Agent));
+        }
+        Ok(None)
+    }
+
+    /// A minimal agent check: an attested, unbanned node of our trust domain whose current (or
+    /// newly issued) SVID this is, not expired.
+    async fn is_current_agent(&self, svid: &PeerSvid) -> Result<bool, Status> {
+        if !svid.id.is_member_of(&self.trust_domain) || !is_agent_path(svid.id.path()) {
+            return Ok(false);
+        }
+        if svid.expires_at <= self.clock.unix_seconds() {
+            return Ok(false);
+        }
+        let node = self
+            .datastore
+            .fetch_attested_node(&svid.id)
+            .await
+            .map_err(|e| make_err(Code::Internal, "failed to fetch agent", Some(&e)))?;
+        Ok(node.is_some_and(|node| {
+            !node.cert_serial_number.is_empty()
+                && (node.cert_serial_number == svid.serial_number
+                    || node.new_cert_serial_number == svid.serial_number)
+        }))
+    }
+}
+
+// === impl Authorized ===
+
+impl<S> Authorized<S> {
+    pub(crate) fn new(inner: S, authorizer: Authorizer) -> Self {
+        Self { inner, authorizer }
+    }
+}
+
+impl<S: NamedService> NamedService for Authorized<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S> Service<http::Request<Body>> for Authorized<S>
+where
+    S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
+        // The ready clone stays here; the one that was polled ready serves this call.
+        let ready = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, ready);
+        let authorizer = self.authorizer.clone();
+        Box::pin(async move {
+            let method = request.uri().path().to_owned();
+            let caller = Caller::of(&request);
+            match authorizer.authorize(&method, &caller).await {
+                Ok(authorized) => {
+                    request.extensions_mut().insert(authorized);
+                    inner.call(request).await
+                }
+                Err(status) => {
+                    let (parts, ()) = status.into_http::<()>().into_parts();
+                    Ok(http::Response::from_parts(parts, Body::default()))
+                }
+            }
+        })
+    }
+}
