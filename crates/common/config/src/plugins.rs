@@ -103,7 +103,8 @@ impl Plugins {
     }
 
     /// The enabled plugins of one type.
-    pub fn of_type<'a>(&'a self, plugin_type: &'a str) -> impl Iterator<Item = &'a PluginBlock> {
+    pub fn of_type(&self, plugin_type: &str) -> impl Iterator<Item = &PluginBlock> {
+        let plugin_type = plugin_type.to_owned();
         self.blocks
             .iter()
             .filter(move |b| b.enabled && b.plugin_type == plugin_type)

@@ -1,0 +1,63 @@
+//! spire-server's application layer: resolved configuration, the plugin catalog, the admin
+//! Unix socket and the mTLS TCP listener, and the run loop with graceful shutdown.
+#![forbid(unsafe_code)]
+
+pub mod config;
+mod run;
+mod tls;
+mod uds;
+
+pub use config::{KeyManagerChoice, Overrides, ServerConfig};
+pub use run::run;
+
+/// Forces the process umask to include 027 (no write for group, nothing for others), as
+/// SPIRE does, so that key files, the datastore and sockets are never world-readable.
+/// Returns the umask in force before.
+pub fn tighten_umask() -> u32 {
+    use rustix::fs::Mode;
+    let previous = rustix::process::umask(Mode::from_raw_mode(0o027));
+    rustix::process::umask(previous | Mode::from_raw_mode(0o027));
+    previous.as_raw_mode()
+}
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration is invalid.
+    #[error("{0}")]
+    Config(String),
+    /// A listener could not be set up.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The datastore could not be opened.
+    #[error(transparent)]
+    DataStoreOpen(#[from] spire_server_datastore_sql::Error),
+    /// A plugin failed to start.
+    #[error(transparent)]
+    Plugin(#[from] spire_server_plugin::Error),
+    /// The CA failed.
+    #[error(transparent)]
+    Ca(#[from] spire_server_ca::Error),
+    /// TLS set-up failed.
+    #[error("tls: {0}")]
+    Tls(String),
+    /// A gRPC server failed.
+    #[error("grpc server: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+impl Error {
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Self::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}

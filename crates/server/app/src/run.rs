@@ -1,0 +1,271 @@
+//! Starting, serving and stopping the server.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use spire_server_api::{ApiContext, SvidSource};
+use spire_server_ca::{CaManager, Plugins};
+use spire_server_datastore::DataStore;
+use spire_server_datastore_sql::SqlStore;
+use spire_server_plugin::keymanager::{DiskKeyManager, KeyManager, MemoryKeyManager};
+use spire_server_plugin::upstreamauthority::{DiskUpstreamAuthority, UpstreamAuthority};
+use spire_time::{SharedClock, refresh_at};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio_rustls::TlsAcceptor;
+use tokio_stream::wrappers::{ReceiverStream, UnixListenerStream};
+use tonic::transport::Server;
+
+use crate::config::{KeyManagerChoice, ServerConfig};
+use crate::tls::{self, BundleVerifier, SvidResolver};
+use crate::{Error, uds};
+
+/// A TLS handshake that has not finished by then is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the TLS verifier re-reads the bundle. (The change-event stream of the next
+/// issue replaces this poll.)
+const BUNDLE_REFRESH: Duration = Duration::from_secs(5);
+/// In-flight requests get this long after a stop signal.
+const GRACE: Duration = Duration::from_secs(10);
+
+/// Runs the server until `stop` turns true: opens the datastore and plugins, starts the CA
+/// and its rotator, and serves the admin API on the Unix socket and the agent/admin API on
+/// the TLS port.
+pub async fn run(
+    config: ServerConfig,
+    clock: SharedClock,
+    stop: watch::Receiver<bool>,
+) -> Result<(), Error> {
+    let datastore: Arc<dyn DataStore> =
+        Arc::new(SqlStore::open_with_clock(&config.datastore, clock.clone()).await?);
+    let key_manager: Arc<dyn KeyManager> = match &config.key_manager {
+        KeyManagerChoice::Disk(path) => Arc::new(DiskKeyManager::open(path)?),
+        KeyManagerChoice::Memory => Arc::new(MemoryKeyManager::new()),
+    };
+    let upstream_authority = match &config.upstream_authority {
+        Some(disk) => Some(Arc::new(DiskUpstreamAuthority::load(disk, clock.clone())?)
+            as Arc<dyn UpstreamAuthority>),
+        None => None,
+    };
+    let ca_manager = Arc::new(
+        CaManager::new(
+            config.ca.clone(),
+            clock.clone(),
+            Plugins {
+                key_manager,
+                upstream_authority,
+            },
+            datastore.clone(),
+        )
+        .await?,
+    );
+    tokio::spawn(ca_manager.clone().run(stop.clone()));
+
+    let (svid_chain, svid_key) = mint_server_svid(&ca_manager)?;
+    let resolver = Arc::new(SvidResolver::new(svid_chain.clone(), svid_key)?);
+    let (svid_tx, svid_rx) = watch::channel(svid_chain.clone());
+    let verifier = Arc::new(BundleVerifier::new(
+        &bundle_roots(&datastore, &config).await?,
+    )?);
+    tokio::spawn(rotate_server_svid(
+        ca_manager.clone(),
+        clock.clone(),
+        resolver.clone(),
+        svid_tx,
+        stop.clone(),
+    ));
+    tokio::spawn(refresh_verifier(
+        datastore.clone(),
+        config.clone(),
+        verifier.clone(),
+        stop.clone(),
+    ));
+
+    let mut context = ApiContext::new(
+        config.trust_domain.clone(),
+        datastore.clone(),
+        ca_manager.ca(),
+        clock.clone(),
+    );
+    context.admin_ids = config.admin_ids.clone();
+    context.default_x509_svid_ttl = config.ca.default_x509_svid_ttl;
+    context.server_svid = Some(Arc::new(svid_rx) as Arc<dyn SvidSource>);
+
+    let uds_listener = uds::bind_admin_socket(&config.socket_path)?;
+    let addr: SocketAddr = format!("{}:{}", config.bind_address, config.bind_port)
+        .parse()
+        .map_err(|e| Error::Config(format!("invalid bind address: {e}")))?;
+    let tcp_listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::io(format!("binding {addr}"), e))?;
+    let tls_config = Arc::new(tls::server_config(resolver, verifier)?);
+    tracing::info!(
+        trust_domain = %config.trust_domain,
+        admin_socket = %config.socket_path.display(),
+        address = %addr,
+        "Starting Server APIs"
+    );
+
+    let (conn_tx, conn_rx) = mpsc::channel(128);
+    tokio::spawn(accept_tls(
+        tcp_listener,
+        TlsAcceptor::from(tls_config),
+        conn_tx,
+        stop.clone(),
+    ));
+
+    let shutdown = |mut stop: watch::Receiver<bool>| async move {
+        while !*stop.borrow() {
+            if stop.changed().await.is_err() {
+                break;
+            }
+        }
+    };
+    let admin = Server::builder()
+        .add_routes(spire_server_api::admin_routes(&context))
+        .serve_with_incoming_shutdown(
+            UnixListenerStream::new(uds_listener),
+            shutdown(stop.clone()),
+        );
+    let tcp = Server::builder()
+        .add_routes(spire_server_api::tcp_routes(&context))
+        .serve_with_incoming_shutdown(ReceiverStream::new(conn_rx), shutdown(stop.clone()));
+    let served = async { tokio::try_join!(admin, tcp) };
+    tokio::pin!(served);
+    tokio::select! {
+        // Both servers ended (only on error or after a stop).
+        result = &mut served => { result?; }
+        // A stop signal: give in-flight calls the grace period, then return.
+        _ = shutdown(stop.clone()) => {
+            if tokio::time::timeout(GRACE, &mut served).await.is_err() {
+                tracing::warn!("graceful stop timed out");
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&config.socket_path);
+    tracing::info!("Server stopped");
+    Ok(())
+}
+
+fn mint_server_svid(ca: &CaManager) -> Result<(Vec<Vec<u8>>, Vec<u8>), Error> {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .map_err(|e| Error::Tls(format!("server SVID key: {e}")))?;
+    let spki = rcgen::PublicKeyData::subject_public_key_info(&key);
+    let chain = ca.ca().sign_server_x509_svid(&spki)?;
+    Ok((chain, key.serialize_der()))
+}
+
+/// Re-mints the server SVID at half its lifetime (or as soon as the CA has rotated).
+async fn rotate_server_svid(
+    ca: Arc<CaManager>,
+    clock: SharedClock,
+    resolver: Arc<SvidResolver>,
+    published: watch::Sender<Vec<Vec<u8>>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut chain = published.borrow().clone();
+    loop {
+        let wait = match spire_server_plugin::x509::parse_certificate(&chain[0]) {
+            Ok(leaf) => {
+                let not_before =
+                    spire_time::from_unix_seconds(leaf.validity().not_before.timestamp());
+                let not_after = spire_server_plugin::x509::not_after(&leaf);
+                refresh_at(not_before, not_after, (1, 2), None)
+                    .duration_since(clock.now())
+                    .unwrap_or_default()
+            }
+            Err(_) => Duration::ZERO,
+        };
+        tokio::select! {
+            // Half-life reached: mint a fresh SVID.
+            _ = tokio::time::sleep(wait.max(Duration::from_secs(1))) => {}
+            // Stopping.
+            _ = stop.changed() => return,
+        }
+        match mint_server_svid(&ca) {
+            Ok((new_chain, key)) => match resolver.set(new_chain.clone(), key) {
+                Ok(()) => {
+                    tracing::debug!("server SVID rotated");
+                    published.send_replace(new_chain.clone());
+                    chain = new_chain;
+                }
+                Err(error) => tracing::warn!(%error, "could not install rotated server SVID"),
+            },
+            Err(error) => tracing::warn!(%error, "could not rotate server SVID"),
+        }
+    }
+}
+
+async fn bundle_roots(
+    datastore: &Arc<dyn DataStore>,
+    config: &ServerConfig,
+) -> Result<Vec<Vec<u8>>, Error> {
+    let bundle = datastore
+        .fetch_bundle(&config.trust_domain)
+        .await
+        .map_err(|e| Error::Config(format!("reading the trust bundle: {e}")))?;
+    Ok(bundle
+        .map(|b| b.x509_authorities.into_iter().map(|a| a.asn1).collect())
+        .unwrap_or_default())
+}
+
+async fn refresh_verifier(
+    datastore: Arc<dyn DataStore>,
+    config: ServerConfig,
+    verifier: Arc<BundleVerifier>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut last = Vec::new();
+    loop {
+        match bundle_roots(&datastore, &config).await {
+            Ok(roots) if roots != last && !roots.is_empty() => match verifier.set_roots(&roots) {
+                Ok(()) => last = roots,
+                Err(error) => tracing::warn!(%error, "could not load the trust bundle into TLS"),
+            },
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "could not read the trust bundle"),
+        }
+        tokio::select! {
+            // Next look at the bundle.
+            _ = tokio::time::sleep(BUNDLE_REFRESH) => {}
+            // Stopping.
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Accepts TCP connections and runs each TLS handshake in its own task, so one slow client
+/// never holds up the others; finished streams go to the gRPC server.
+async fn accept_tls(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    connections: mpsc::Sender<Result<tokio_rustls::server::TlsStream<TcpStream>, std::io::Error>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let (tcp, peer) = tokio::select! {
+            // A new connection.
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    continue;
+                }
+            },
+            // Stopping: close the listener.
+            _ = stop.changed() => return,
+        };
+        let acceptor = acceptor.clone();
+        let connections = connections.clone();
+        tokio::spawn(async move {
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(stream)) => {
+                    let _ = connections.send(Ok(stream)).await;
+                }
+                Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+            }
+        });
+    }
+}
