@@ -1,6 +1,18 @@
 //! The command tree. Each subcommand lives in its own module under `cli/`.
 
-mod demo;
+mod agent;
+mod bundle;
+mod common;
+mod entry;
+#[cfg(test)]
+mod flag_tests;
+mod healthcheck;
+mod protojson;
+mod run;
+mod token;
+mod x509;
+
+pub(crate) use common::Reported;
 
 use clap::{Parser, Subcommand};
 
@@ -14,14 +26,59 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Creates (or reuses) a local CA, registers an entry and mints an X509-SVID for it.
-    Demo(demo::DemoArgs),
+    /// Runs the server.
+    Run(run::RunArgs),
+    /// Validates a server configuration file.
+    Validate(run::RunArgs),
+    /// Determines server health status
+    Healthcheck(healthcheck::HealthcheckArgs),
+    /// Manages registration entries
+    #[command(subcommand)]
+    Entry(entry::EntryCommand),
+    /// Manages trust bundles
+    #[command(subcommand)]
+    Bundle(bundle::BundleCommand),
+    /// Manages join tokens
+    #[command(subcommand)]
+    Token(token::TokenCommand),
+    /// Mints X509-SVIDs
+    #[command(subcommand)]
+    X509(x509::X509Command),
+    /// Manages attested agents
+    #[command(subcommand)]
+    Agent(agent::AgentCommand),
 }
 
 impl Cli {
     pub(crate) async fn run(self) -> anyhow::Result<()> {
         match self.command {
-            Command::Demo(args) => demo::run(args).await,
+            Command::Run(args) => run::run(args).await,
+            Command::Validate(args) => run::validate(args),
+            client => {
+                let (mut out, mut err, mut stdin) =
+                    (std::io::stdout(), std::io::stderr(), std::io::stdin());
+                let mut io = common::Io {
+                    out: &mut out,
+                    err: &mut err,
+                    stdin: &mut stdin,
+                };
+                run_client(client, &mut io).await
+            }
+        }
+    }
+}
+
+/// The admin-API client commands, writing to `io`.
+async fn run_client(command: Command, io: &mut common::Io<'_>) -> anyhow::Result<()> {
+    match command {
+        Command::Healthcheck(args) => healthcheck::run(args, io).await,
+        Command::Entry(c) => entry::run(c, io).await,
+        Command::Bundle(c) => bundle::run(c, io).await,
+        Command::Token(c) => token::run(c, io).await,
+        Command::X509(c) => x509::run(c, io).await,
+        Command::Agent(c) => agent::run(c, io).await,
+        Command::Run(_) | Command::Validate(_) => {
+            unreachable!("server-side commands are dispatched by Cli::run")
         }
     }
 }

@@ -9,7 +9,15 @@ use clap::Parser as _;
 
 fn main() -> ExitCode {
     let args = argv::normalize(std::env::args_os());
-    let cli = cli::Cli::parse_from(args);
+    // Bad flags exit 1 as Go's `flag` package does in SPIRE (help and version exit 0).
+    let cli = match cli::Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = u8::from(e.use_stderr());
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -22,6 +30,8 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(cli.run()) {
         Ok(()) => ExitCode::SUCCESS,
+        // Already reported on stderr in SPIRE's words (e.g. `Server is unhealthy: …`).
+        Err(e) if e.is::<cli::Reported>() => ExitCode::FAILURE,
         Err(e) => {
             eprintln!("Error: {e:#}");
             ExitCode::FAILURE

@@ -1,0 +1,337 @@
+//! `spire-server agent list|show|count|evict|ban`.
+
+use std::io::Write;
+
+use anyhow::bail;
+use clap::{ArgAction, Args, Subcommand};
+use spire_proto::spire::api::server::agent::v1::agent_client::AgentClient;
+use spire_proto::spire::api::server::agent::v1::{
+    BanAgentRequest, CountAgentsRequest, DeleteAgentRequest, GetAgentRequest, ListAgentsRequest,
+    ListAgentsResponse, count_agents_request, list_agents_request,
+};
+use spire_proto::spire::api::types::{Agent, SelectorMatch, selector_match};
+use tonic::transport::Channel;
+
+use crate::cli::common::{
+    Client, Io, OutputArgs, OutputFormat, SocketArgs, id_to_proto, id_to_string, parse_selector,
+    pluralize, rpc_err,
+};
+use crate::cli::entry::go_utc_time;
+use crate::cli::protojson;
+
+/// SPIRE's `ListAgents` page size.
+const PAGE_SIZE: i32 = 1000;
+
+/// The `agent` verbs.
+#[derive(Debug, Subcommand)]
+pub(crate) enum AgentCommand {
+    /// Lists attested agents and their SPIFFE IDs
+    List(ListArgs),
+    /// Shows the details of an attested agent given its SPIFFE ID
+    Show(IdArgs),
+    /// Count attested agents
+    Count(ListArgs),
+    /// Evicts an attested agent given its SPIFFE ID
+    Evict(IdArgs),
+    /// Ban an attested agent given its SPIFFE ID
+    Ban(IdArgs),
+}
+
+/// Filters of `agent list` / `agent count`.
+#[derive(Debug, Args)]
+#[command(args_override_self = true)]
+pub(crate) struct ListArgs {
+    #[command(flatten)]
+    pub(crate) socket: SocketArgs,
+    #[command(flatten)]
+    pub(crate) output: OutputArgs,
+    /// A colon-delimited type:value selector. Can be used more than once
+    #[arg(long = "selector", value_name = "value", action = ArgAction::Append)]
+    pub(crate) selectors: Vec<String>,
+    /// Filter by attestation type, like join_token or x509pop.
+    #[arg(long = "attestationType", value_name = "string", default_value = "")]
+    pub(crate) attestation_type: String,
+    /// Filter based on string received, 'true': agents that can reattest, 'false': agents that can't reattest, other value will return all.
+    #[arg(long = "canReattest", value_name = "string", default_value = "")]
+    pub(crate) can_reattest: String,
+    /// Filter based on string received, 'true': banned agents, 'false': not banned agents, other value will return all.
+    #[arg(long = "banned", value_name = "string", default_value = "")]
+    pub(crate) banned: String,
+    /// Filter by expiration time (format: "2006-01-02 15:04:05 -0700 -07")
+    #[arg(long = "expiresBefore", value_name = "string", default_value = "")]
+    pub(crate) expires_before: String,
+    /// The match mode used when filtering by selectors. Options: exact, any, superset and subset
+    #[arg(
+        long = "matchSelectorsOn",
+        value_name = "string",
+        default_value = "superset"
+    )]
+    pub(crate) match_selectors_on: String,
+}
+
+/// `-spiffeID` of `agent show|evict|ban`.
+#[derive(Debug, Args)]
+#[command(args_override_self = true)]
+pub(crate) struct IdArgs {
+    #[command(flatten)]
+    pub(crate) socket: SocketArgs,
+    #[command(flatten)]
+    pub(crate) output: OutputArgs,
+    /// The SPIFFE ID of the agent
+    #[arg(long = "spiffeID", value_name = "string", default_value = "")]
+    pub(crate) spiffe_id: String,
+}
+
+fn tri_state(value: &str) -> Option<bool> {
+    match value {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    }
+}
+
+struct Filter {
+    by_attestation_type: String,
+    by_selector_match: Option<SelectorMatch>,
+    by_banned: Option<bool>,
+    by_can_reattest: Option<bool>,
+    by_expires_before: String,
+}
+
+impl ListArgs {
+    fn filter(&self) -> anyhow::Result<Filter> {
+        let by_selector_match = if self.selectors.is_empty() {
+            None
+        } else {
+            use selector_match::MatchBehavior as M;
+            let behavior = match self.match_selectors_on.as_str() {
+                "exact" => M::MatchExact,
+                "any" => M::MatchAny,
+                "superset" => M::MatchSuperset,
+                "subset" => M::MatchSubset,
+                _ => bail!("unsupported match behavior"),
+            };
+            let selectors = self
+                .selectors
+                .iter()
+                .map(|s| {
+                    parse_selector(s).map_err(|e| anyhow::anyhow!("error parsing selectors: {e}"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            Some(SelectorMatch {
+                selectors,
+                r#match: behavior as i32,
+            })
+        };
+        Ok(Filter {
+            by_attestation_type: self.attestation_type.clone(),
+            by_selector_match,
+            by_banned: tri_state(&self.banned),
+            by_can_reattest: tri_state(&self.can_reattest),
+            by_expires_before: self.expires_before.clone(),
+        })
+    }
+}
+
+fn agent_client(client: &Client) -> anyhow::Result<AgentClient<Channel>> {
+    Ok(AgentClient::new(
+        client.channel().map_err(|s| rpc_err("", &s))?,
+    ))
+}
+
+/// Runs one `agent` verb.
+pub(crate) async fn run(command: AgentCommand, io: &mut Io<'_>) -> anyhow::Result<()> {
+    match command {
+        AgentCommand::List(args) => list(args, io).await,
+        AgentCommand::Count(args) => count(args, io).await,
+        AgentCommand::Show(args) => show(args, io).await,
+        AgentCommand::Evict(args) => evict_or_ban(args, io, false).await,
+        AgentCommand::Ban(args) => evict_or_ban(args, io, true).await,
+    }
+}
+
+async fn list(args: ListArgs, io: &mut Io<'_>) -> anyhow::Result<()> {
+    let client = args.socket.connect().await?;
+    let f = args.filter()?;
+    let filter = list_agents_request::Filter {
+        by_attestation_type: f.by_attestation_type,
+        by_selector_match: f.by_selector_match,
+        by_banned: f.by_banned,
+        by_can_reattest: f.by_can_reattest,
+        by_expires_before: f.by_expires_before,
+    };
+    let mut agents = agent_client(&client)?;
+    let mut all = ListAgentsResponse::default();
+    let mut page_token = String::new();
+    loop {
+        let page = agents
+            .list_agents(ListAgentsRequest {
+                filter: Some(filter.clone()),
+                output_mask: None,
+                page_size: PAGE_SIZE,
+                page_token: page_token.clone(),
+            })
+            .await
+            .map_err(|s| rpc_err("", &s))?
+            .into_inner();
+        all.agents.extend(page.agents);
+        page_token = page.next_page_token;
+        if page_token.is_empty() {
+            break;
+        }
+    }
+    if args.output.output == OutputFormat::Json {
+        return protojson::print(io.out, &all, "spire.api.server.agent.v1.ListAgentsResponse");
+    }
+    if all.agents.is_empty() {
+        writeln!(io.out, "No attested agents found")?;
+        return Ok(());
+    }
+    let count = i64::try_from(all.agents.len()).unwrap_or(i64::MAX);
+    write!(
+        io.out,
+        "Found {}:\n\n",
+        pluralize(count, "attested agent", "attested agents")
+    )?;
+    for agent in &all.agents {
+        write_agent(io.out, agent)?;
+    }
+    Ok(())
+}
+
+/// One agent block as SPIRE prints it (17-character labels, blank line after).
+pub(crate) fn write_agent(w: &mut dyn Write, agent: &Agent) -> std::io::Result<()> {
+    writeln!(w, "SPIFFE ID         : {}", id_to_string(agent.id.as_ref()))?;
+    writeln!(w, "Attestation type  : {}", agent.attestation_type)?;
+    writeln!(
+        w,
+        "Expiration time   : {}",
+        go_utc_time(agent.x509svid_expires_at)
+    )?;
+    if agent.banned {
+        writeln!(w, "Banned            : true")?;
+    } else {
+        writeln!(w, "Serial number     : {}", agent.x509svid_serial_number)?;
+    }
+    writeln!(w, "Can re-attest     : {}", agent.can_reattest)?;
+    writeln!(w)
+}
+
+async fn count(args: ListArgs, io: &mut Io<'_>) -> anyhow::Result<()> {
+    let client = args.socket.connect().await?;
+    let f = args.filter()?;
+    let resp = agent_client(&client)?
+        .count_agents(CountAgentsRequest {
+            filter: Some(count_agents_request::Filter {
+                by_attestation_type: f.by_attestation_type,
+                by_selector_match: f.by_selector_match,
+                by_banned: f.by_banned,
+                by_can_reattest: f.by_can_reattest,
+                by_expires_before: f.by_expires_before,
+            }),
+        })
+        .await
+        .map_err(|s| rpc_err("", &s))?
+        .into_inner();
+    match args.output.output {
+        OutputFormat::Json => protojson::print(
+            io.out,
+            &resp,
+            "spire.api.server.agent.v1.CountAgentsResponse",
+        ),
+        OutputFormat::Pretty => {
+            let n = i64::from(resp.count);
+            writeln!(
+                io.out,
+                "{}",
+                pluralize(n, "attested agent", "attested agents")
+            )?;
+            Ok(())
+        }
+    }
+}
+
+fn agent_id(args: &IdArgs) -> anyhow::Result<spire_proto::spire::api::types::Spiffeid> {
+    if args.spiffe_id.is_empty() {
+        bail!("a SPIFFE ID is required");
+    }
+    id_to_proto(&args.spiffe_id)
+}
+
+async fn show(args: IdArgs, io: &mut Io<'_>) -> anyhow::Result<()> {
+    let client = args.socket.connect().await?;
+    let id = agent_id(&args)?;
+    let agent = agent_client(&client)?
+        .get_agent(GetAgentRequest {
+            id: Some(id),
+            output_mask: None,
+        })
+        .await
+        .map_err(|s| rpc_err("", &s))?
+        .into_inner();
+    if args.output.output == OutputFormat::Json {
+        return protojson::print(io.out, &agent, "spire.api.types.Agent");
+    }
+    write!(io.out, "Found an attested agent given its SPIFFE ID\n\n")?;
+    write_agent(io.out, &agent)?;
+    for s in &agent.selectors {
+        writeln!(io.out, "Selectors         : {}:{}", s.r#type, s.value)?;
+    }
+    Ok(())
+}
+
+async fn evict_or_ban(args: IdArgs, io: &mut Io<'_>, ban: bool) -> anyhow::Result<()> {
+    let client = args.socket.connect().await?;
+    let id = agent_id(&args)?;
+    let mut agents = agent_client(&client)?;
+    if ban {
+        agents
+            .ban_agent(BanAgentRequest { id: Some(id) })
+            .await
+            .map_err(|s| rpc_err("", &s))?;
+    } else {
+        agents
+            .delete_agent(DeleteAgentRequest { id: Some(id) })
+            .await
+            .map_err(|s| rpc_err("", &s))?;
+    }
+    match args.output.output {
+        // The RPCs return google.protobuf.Empty.
+        OutputFormat::Json => writeln!(io.out, "{{}}")?,
+        OutputFormat::Pretty if ban => writeln!(io.out, "Agent banned successfully")?,
+        OutputFormat::Pretty => writeln!(io.out, "Agent evicted successfully")?,
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use spire_proto::spire::api::types::Spiffeid;
+
+    use super::*;
+
+    #[test]
+    fn agent_block() {
+        let agent = Agent {
+            id: Some(Spiffeid {
+                trust_domain: "example.org".into(),
+                path: "/spire/agent/join_token/abc".into(),
+            }),
+            attestation_type: "join_token".into(),
+            x509svid_serial_number: "1234".into(),
+            x509svid_expires_at: 1_767_225_600,
+            ..Agent::default()
+        };
+        let mut out = Vec::new();
+        write_agent(&mut out, &agent).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "SPIFFE ID         : spiffe://example.org/spire/agent/join_token/abc\n\
+             Attestation type  : join_token\n\
+             Expiration time   : 2026-01-01 00:00:00 +0000 UTC\n\
+             Serial number     : 1234\n\
+             Can re-attest     : false\n\n"
+        );
+    }
+}

@@ -1,0 +1,168 @@
+//! `spire-server run` and `spire-server validate`: the same flags (SPIRE's), one loads and
+//! serves, the other only checks the configuration.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::Args;
+use spire_server_app::{Overrides, ServerConfig};
+use spire_time::{SharedClock, SystemClock};
+use tokio::sync::watch;
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// Path to a SPIRE config file.
+    #[arg(long = "config", default_value = "conf/server/server.conf")]
+    config: PathBuf,
+    /// IP address or DNS name of the SPIRE server.
+    #[arg(long = "bindAddress")]
+    bind_address: Option<String>,
+    /// Port number of the SPIRE server.
+    #[arg(long = "serverPort")]
+    server_port: Option<u16>,
+    /// Directory to store runtime data to.
+    #[arg(long = "dataDir")]
+    data_dir: Option<String>,
+    /// File to write logs to.
+    #[arg(long = "logFile")]
+    log_file: Option<String>,
+    /// 'text' or 'json'.
+    #[arg(long = "logFormat")]
+    log_format: Option<String>,
+    /// 'debug', 'info', 'warn', or 'error'.
+    #[arg(long = "logLevel")]
+    log_level: Option<String>,
+    /// Include source file, line number and function name in log lines.
+    #[arg(long = "logSourceLocation", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    log_source_location: Option<bool>,
+    /// The trust domain that this server belongs to.
+    #[arg(long = "trustDomain")]
+    trust_domain: Option<String>,
+    /// Expand environment variables in the SPIRE config file.
+    #[arg(long = "expandEnv", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    expand_env: Option<bool>,
+    /// Path to bind the SPIRE Server API socket to.
+    #[arg(long = "socketPath")]
+    socket_path: Option<String>,
+}
+
+impl RunArgs {
+    fn load(&self) -> Result<ServerConfig, spire_server_app::Error> {
+        let overrides = Overrides {
+            bind_address: self.bind_address.clone(),
+            server_port: self.server_port,
+            data_dir: self.data_dir.clone(),
+            log_file: self.log_file.clone(),
+            log_format: self.log_format.clone(),
+            log_level: self.log_level.clone(),
+            trust_domain: self.trust_domain.clone(),
+            socket_path: self.socket_path.clone(),
+        };
+        ServerConfig::load(&self.config, self.expand_env.unwrap_or(false), &overrides)
+    }
+}
+
+pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let config = args.load()?;
+    init_logging(&config)?;
+    let previous = spire_server_app::tighten_umask();
+    if previous & 0o027 != 0o027 {
+        tracing::warn!(
+            previous = format!("{previous:04o}"),
+            "Current umask is too permissive; setting umask 0027"
+        );
+    }
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("Stopping server");
+        let _ = stop_tx.send(true);
+    });
+    let clock: SharedClock = Arc::new(SystemClock);
+    spire_server_app::run(config, clock, stop_rx).await?;
+    Ok(())
+}
+
+pub(crate) fn validate(args: RunArgs) -> anyhow::Result<()> {
+    match args.load() {
+        Ok(_) => {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "SPIRE server configuration file is valid.")?;
+            Ok(())
+        }
+        Err(e) => Err(anyhow::anyhow!(
+            "SPIRE server configuration file is invalid: {e}"
+        )),
+    }
+}
+
+fn init_logging(config: &ServerConfig) -> anyhow::Result<()> {
+    use tracing_subscriber::EnvFilter;
+
+    let level = match config.log_level.as_str() {
+        "TRACE" => "trace",
+        "DEBUG" => "debug",
+        "WARN" | "WARNING" => "warn",
+        "ERROR" | "FATAL" | "PANIC" => "error",
+        _ => "info",
+    };
+    // The configured level applies to spire-rs; libraries stay at warn unless tracing, so a
+    // DEBUG server log is not drowned in SQL statements and HTTP/2 frames.
+    let deps = if level == "trace" { "trace" } else { "warn" };
+    let directives = format!(
+        "{level},sqlx={deps},h2={deps},hyper={deps},rustls={deps},tonic={deps},tower={deps}"
+    );
+    let filter =
+        EnvFilter::try_from_env("SPIRE_LOG").unwrap_or_else(|_| EnvFilter::new(directives));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let writer: Box<dyn Fn() -> Box<dyn std::io::Write> + Send + Sync> = match &config.log_file {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("opening log file {}", path.display()))?;
+            let file = Arc::new(file);
+            Box::new(move || Box::new(LogFile(file.clone())))
+        }
+        None => Box::new(|| Box::new(std::io::stderr())),
+    };
+    let result = if config.log_format.eq_ignore_ascii_case("json") {
+        builder.json().with_writer(writer).try_init()
+    } else {
+        builder.with_writer(writer).try_init()
+    };
+    result.map_err(|e| anyhow::anyhow!("could not start logger: {e}"))
+}
+
+struct LogFile(Arc<std::fs::File>);
+
+impl std::io::Write for LogFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        (&*self.0).write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        (&*self.0).flush()
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers the process can still be killed; just never stop gracefully.
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        // SIGTERM (Kubernetes, systemd).
+        _ = term.recv() => {}
+        // SIGINT (Ctrl-C).
+        _ = int.recv() => {}
+    }
+}
