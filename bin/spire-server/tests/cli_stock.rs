@@ -11,20 +11,7 @@ use std::time::Duration;
 use common::{BIN, free_port, ok, stdout};
 
 fn testdata() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/spire-conf");
-    if dir.exists() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{} is missing in CI",
-        dir.display()
-    );
-    eprintln!(
-        "skipping: {} is absent (a plain clone has no shared testdata)",
-        dir.display()
-    );
-    None
+    spire_test::shared_testdata("spire-conf")
 }
 
 fn checkout(testdata: &Path) -> tempfile::TempDir {

@@ -1,5 +1,3 @@
-use std::path::Path;
-
 use super::server::ServerSection;
 use super::*;
 
@@ -113,19 +111,9 @@ fn a_plugin_configured_twice_is_refused() {
 
 #[test]
 fn spire_stock_configs_parse() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../../shared/testdata/spire-conf");
-    if !dir.exists() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{} is missing in CI",
-            dir.display()
-        );
-        eprintln!(
-            "skipping: {} is absent (a plain clone has no shared testdata)",
-            dir.display()
-        );
+    let Some(dir) = spire_test::shared_testdata("spire-conf") else {
         return;
-    }
+    };
     for name in ["server.conf", "server_container.conf", "server_full.conf"] {
         let text = std::fs::read_to_string(dir.join(name)).unwrap();
         let (server, plugins) = server_doc(&text).unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -82,14 +82,13 @@ pub(crate) fn sign(params: &CertificateParams, key: &KeyPair, ca: &TestCa) -> Ve
 /// The testdata certificates from SPIRE's repository, when `../shared/testdata` is beside
 /// the checkout; `None` (after saying why) otherwise.
 pub(crate) fn spire_testdata_certs() -> Option<Vec<(String, Vec<u8>)>> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../../shared/testdata/spire-conf");
+    let dir = spire_test::shared_testdata("spire-conf")?;
     let mut certs = Vec::new();
     for name in ["dummy_root_ca.crt", "dummy_upstream_ca.crt"] {
         match std::fs::read(dir.join(name)) {
             Ok(pem) => certs.push((name.to_owned(), pem)),
             Err(e) => {
-                println!("skipping: {} unreadable ({e})", dir.join(name).display());
+                spire_test::skip(&format!("{} unreadable ({e})", dir.join(name).display()));
                 return None;
             }
         }

@@ -3,102 +3,29 @@
 //! presents, verified against the trust bundle.
 #![allow(clippy::unwrap_used)] // test code: a failed step should abort the test
 
-use std::path::Path;
+mod support;
+
 use std::sync::Arc;
 
 use hyper_util::rt::TokioIo;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use spire_proto::spire::api::server::entry::v1::CountEntriesRequest;
 use spire_proto::spire::api::server::entry::v1::entry_client::EntryClient;
 use spire_proto::spire::api::server::svid::v1::MintX509svidRequest;
 use spire_proto::spire::api::server::svid::v1::svid_client::SvidClient;
 use spire_server_app::{Overrides, ServerConfig};
 use spire_time::SystemClock;
+use support::{CaptureServerCert, client_builder, config_text, free_port};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tonic::transport::{Channel, Endpoint};
-
-fn config_text(dir: &Path, port: u16) -> String {
-    format!(
-        r#"
-server {{
-    bind_address = "127.0.0.1"
-    bind_port = "{port}"
-    socket_path = "{dir}/private/api.sock"
-    trust_domain = "example.org"
-    admin_ids = ["spiffe://example.org/admin"]
-}}
-plugins {{
-    DataStore "sql" {{
-        plugin_data {{
-            database_type = "sqlite3"
-            connection_string = "{dir}/datastore.sqlite3"
-        }}
-    }}
-    KeyManager "memory" {{
-        plugin_data = {{}}
-    }}
-}}
-"#,
-        dir = dir.display()
-    )
-}
-
-/// The server's identity is not what these tests are about: accept it.
-#[derive(Debug)]
-struct AnyServer;
-
-impl ServerCertVerifier for AnyServer {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        rustls::crypto::aws_lc_rs::default_provider()
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
 
 /// A gRPC channel over TLS to `port`, presenting `identity` (chain, PKCS#8 key) if given.
 async fn tls_channel(
     port: u16,
     identity: Option<(Vec<Vec<u8>>, Vec<u8>)>,
 ) -> Result<Channel, tonic::transport::Error> {
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .dangerous()
-    .with_custom_certificate_verifier(Arc::new(AnyServer));
+    let builder = client_builder(Arc::new(CaptureServerCert::default()));
     let mut config = match identity {
         Some((chain, key)) => builder
             .with_client_auth_cert(
@@ -136,13 +63,16 @@ fn key_and_csr(uri: &str) -> (Vec<u8>, Vec<u8>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_callers_are_authorized_by_their_verified_svid() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let config =
-        ServerConfig::from_text(&config_text(dir.path(), port), &Overrides::default()).unwrap();
+    let port = free_port();
+    let config = ServerConfig::from_text(
+        &config_text(
+            dir.path(),
+            port,
+            r#"admin_ids = ["spiffe://example.org/admin"]"#,
+        ),
+        &Overrides::default(),
+    )
+    .unwrap();
     let socket = config.socket_path.clone();
     let (stop_tx, stop_rx) = watch::channel(false);
     let server = tokio::spawn(spire_server_app::run(

@@ -112,19 +112,9 @@ async fn ca_lifetime_is_capped_by_the_upstream() {
 
 #[tokio::test]
 async fn spire_dummy_upstream_ca_signs_our_ca() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../../shared/testdata/spire-conf");
-    if !dir.exists() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{} is missing in CI",
-            dir.display()
-        );
-        eprintln!(
-            "skipping: {} is absent (a plain clone has no shared testdata)",
-            dir.display()
-        );
+    let Some(dir) = spire_test::shared_testdata("spire-conf") else {
         return;
-    }
+    };
     let fx = Fixture::new().await;
     let config = DiskUpstreamConfig {
         cert_file_path: dir.join("dummy_upstream_ca.crt"),
