@@ -26,25 +26,25 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Runs the server.
+    /// Start the server.
     Run(run::RunArgs),
-    /// Validates a server configuration file.
+    /// Check a configuration file without starting the server.
     Validate(run::RunArgs),
-    /// Determines server health status
+    /// Ask the server whether it is healthy.
     Healthcheck(healthcheck::HealthcheckArgs),
-    /// Manages registration entries
+    /// Work with registration entries.
     #[command(subcommand)]
     Entry(entry::EntryCommand),
-    /// Manages trust bundles
+    /// Work with trust bundles.
     #[command(subcommand)]
     Bundle(bundle::BundleCommand),
-    /// Manages join tokens
+    /// Create join tokens.
     #[command(subcommand)]
     Token(token::TokenCommand),
-    /// Mints X509-SVIDs
+    /// Issue X509-SVIDs directly.
     #[command(subcommand)]
     X509(x509::X509Command),
-    /// Manages attested agents
+    /// Work with attested agents.
     #[command(subcommand)]
     Agent(agent::AgentCommand),
 }

@@ -13,8 +13,8 @@ use spire_proto::spire::api::types::{Agent, SelectorMatch, selector_match};
 use tonic::transport::Channel;
 
 use crate::cli::common::{
-    Client, Io, OutputArgs, OutputFormat, SocketArgs, id_to_proto, id_to_string, parse_selector,
-    pluralize, rpc_err,
+    Client, Io, OutputArgs, OutputFormat, SocketArgs, collect_pages, id_to_proto, id_to_string,
+    pluralize, print_count, rpc_err, selector_filter,
 };
 use crate::cli::entry::go_utc_time;
 use crate::cli::protojson;
@@ -25,15 +25,15 @@ const PAGE_SIZE: i32 = 1000;
 /// The `agent` verbs.
 #[derive(Debug, Subcommand)]
 pub(crate) enum AgentCommand {
-    /// Lists attested agents and their SPIFFE IDs
+    /// List the agents that have attested
     List(ListArgs),
-    /// Shows the details of an attested agent given its SPIFFE ID
+    /// Print one agent's details, looked up by SPIFFE ID
     Show(IdArgs),
-    /// Count attested agents
+    /// Print how many agents match the filters
     Count(ListArgs),
-    /// Evicts an attested agent given its SPIFFE ID
+    /// Drop an agent's attestation; it has to attest again
     Evict(IdArgs),
-    /// Ban an attested agent given its SPIFFE ID
+    /// Block an agent from attesting again until it is evicted
     Ban(IdArgs),
 }
 
@@ -45,22 +45,22 @@ pub(crate) struct ListArgs {
     pub(crate) socket: SocketArgs,
     #[command(flatten)]
     pub(crate) output: OutputArgs,
-    /// A colon-delimited type:value selector. Can be used more than once
+    /// Selector (type:value) to filter on; repeatable
     #[arg(long = "selector", value_name = "value", action = ArgAction::Append)]
     pub(crate) selectors: Vec<String>,
-    /// Filter by attestation type, like join_token or x509pop.
+    /// Only agents attested by this node attestor (e.g. join_token)
     #[arg(long = "attestationType", value_name = "string", default_value = "")]
     pub(crate) attestation_type: String,
-    /// Filter based on string received, 'true': agents that can reattest, 'false': agents that can't reattest, other value will return all.
+    /// 'true' or 'false': only agents that can, or cannot, re-attest (any other value: no filter)
     #[arg(long = "canReattest", value_name = "string", default_value = "")]
     pub(crate) can_reattest: String,
-    /// Filter based on string received, 'true': banned agents, 'false': not banned agents, other value will return all.
+    /// 'true' or 'false': only banned, or only unbanned, agents (any other value: no filter)
     #[arg(long = "banned", value_name = "string", default_value = "")]
     pub(crate) banned: String,
-    /// Filter by expiration time (format: "2006-01-02 15:04:05 -0700 -07")
+    /// Only agents whose SVID expires before this time, written as 2006-01-02 15:04:05 -0700 -07
     #[arg(long = "expiresBefore", value_name = "string", default_value = "")]
     pub(crate) expires_before: String,
-    /// The match mode used when filtering by selectors. Options: exact, any, superset and subset
+    /// How -selector must match: exact, any, superset or subset
     #[arg(
         long = "matchSelectorsOn",
         value_name = "string",
@@ -77,7 +77,7 @@ pub(crate) struct IdArgs {
     pub(crate) socket: SocketArgs,
     #[command(flatten)]
     pub(crate) output: OutputArgs,
-    /// The SPIFFE ID of the agent
+    /// Agent's SPIFFE ID
     #[arg(long = "spiffeID", value_name = "string", default_value = "")]
     pub(crate) spiffe_id: String,
 }
@@ -111,17 +111,7 @@ impl ListArgs {
                 "subset" => M::MatchSubset,
                 _ => bail!("unsupported match behavior"),
             };
-            let selectors = self
-                .selectors
-                .iter()
-                .map(|s| {
-                    parse_selector(s).map_err(|e| anyhow::anyhow!("error parsing selectors: {e}"))
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            Some(SelectorMatch {
-                selectors,
-                r#match: behavior as i32,
-            })
+            Some(selector_filter(&self.selectors, behavior)?)
         };
         Ok(Filter {
             by_attestation_type: self.attestation_type.clone(),
@@ -160,26 +150,27 @@ async fn list(args: ListArgs, io: &mut Io<'_>) -> anyhow::Result<()> {
         by_can_reattest: f.by_can_reattest,
         by_expires_before: f.by_expires_before,
     };
-    let mut agents = agent_client(&client)?;
-    let mut all = ListAgentsResponse::default();
-    let mut page_token = String::new();
-    loop {
-        let page = agents
-            .list_agents(ListAgentsRequest {
-                filter: Some(filter.clone()),
-                output_mask: None,
-                page_size: PAGE_SIZE,
-                page_token: page_token.clone(),
-            })
-            .await
-            .map_err(|s| rpc_err("", &s))?
-            .into_inner();
-        all.agents.extend(page.agents);
-        page_token = page.next_page_token;
-        if page_token.is_empty() {
-            break;
-        }
-    }
+    let agents = agent_client(&client)?;
+    let all = ListAgentsResponse {
+        agents: collect_pages(|page_token| {
+            let (mut agents, filter) = (agents.clone(), filter.clone());
+            async move {
+                let page = agents
+                    .list_agents(ListAgentsRequest {
+                        filter: Some(filter),
+                        output_mask: None,
+                        page_size: PAGE_SIZE,
+                        page_token,
+                    })
+                    .await
+                    .map_err(|s| rpc_err("", &s))?
+                    .into_inner();
+                Ok((page.agents, page.next_page_token))
+            }
+        })
+        .await?,
+        ..ListAgentsResponse::default()
+    };
     if args.output.output == OutputFormat::Json {
         return protojson::print(io.out, &all, "spire.api.server.agent.v1.ListAgentsResponse");
     }
@@ -233,22 +224,14 @@ async fn count(args: ListArgs, io: &mut Io<'_>) -> anyhow::Result<()> {
         .await
         .map_err(|s| rpc_err("", &s))?
         .into_inner();
-    match args.output.output {
-        OutputFormat::Json => protojson::print(
-            io.out,
-            &resp,
-            "spire.api.server.agent.v1.CountAgentsResponse",
-        ),
-        OutputFormat::Pretty => {
-            let n = i64::from(resp.count);
-            writeln!(
-                io.out,
-                "{}",
-                pluralize(n, "attested agent", "attested agents")
-            )?;
-            Ok(())
-        }
-    }
+    print_count(
+        io,
+        args.output.output,
+        &resp,
+        "spire.api.server.agent.v1.CountAgentsResponse",
+        resp.count,
+        ("attested agent", "attested agents"),
+    )
 }
 
 fn agent_id(args: &IdArgs) -> anyhow::Result<spire_proto::spire::api::types::Spiffeid> {

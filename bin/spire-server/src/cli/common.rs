@@ -2,12 +2,14 @@
 //! environment overrides, the gRPC channel over the Unix socket, Go-style flag values (bools,
 //! durations), `-output`, SPIRE's wording for gRPC errors, and the injected standard streams.
 
+use std::future::Future;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 use clap::{Args, ValueEnum};
 use hyper_util::rt::TokioIo;
+use spire_proto::spire::api::types::{SelectorMatch, selector_match};
 use tonic::Status;
 use tonic::transport::{Channel, Endpoint, Uri};
 
@@ -43,10 +45,10 @@ pub(crate) struct Reported;
 /// `-socketPath` and `-instance`, accepted by every client command.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct SocketArgs {
-    /// Path to the SPIRE Server API socket.
+    /// Admin API socket to connect to
     #[arg(long = "socketPath", value_name = "string", default_value = DEFAULT_SOCKET_PATH)]
     pub(crate) socket_path: String,
-    /// Instance name to substitute into socket templates (env SPIRE_SERVER_PRIVATE_SOCKET_TEMPLATE).
+    /// Name that replaces %i in $SPIRE_SERVER_PRIVATE_SOCKET_TEMPLATE to locate the socket
     #[arg(long = "instance", value_name = "string", default_value = "")]
     pub(crate) instance: String,
 }
@@ -196,7 +198,7 @@ pub(crate) enum OutputFormat {
 /// The `-output` flag.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct OutputArgs {
-    /// Desired output format (pretty, json); default: pretty.
+    /// How to print the result: pretty (text) or json (the API response)
     #[arg(
         long = "output",
         value_name = "value",
@@ -300,6 +302,25 @@ pub(crate) fn pluralize(count: i64, singular: &str, plural: &str) -> String {
     format!("{count} {}", if count == 1 { singular } else { plural })
 }
 
+/// Prints a Count RPC's answer: the response (`type_name`) as JSON, or `N <noun>` with the
+/// singular or plural noun.
+pub(crate) fn print_count(
+    io: &mut Io<'_>,
+    output: OutputFormat,
+    response: &impl prost::Message,
+    type_name: &str,
+    count: i32,
+    (singular, plural): (&str, &str),
+) -> anyhow::Result<()> {
+    match output {
+        OutputFormat::Json => crate::cli::protojson::print(io.out, response, type_name),
+        OutputFormat::Pretty => {
+            writeln!(io.out, "{}", pluralize(i64::from(count), singular, plural))?;
+            Ok(())
+        }
+    }
+}
+
 /// Reads a file, or standard input when `path` is `-` (or empty where SPIRE allows it).
 pub(crate) fn read_input(path: &str, stdin: &mut dyn Read) -> anyhow::Result<Vec<u8>> {
     if path.is_empty() || path == "-" {
@@ -319,6 +340,40 @@ pub(crate) fn parse_selector(s: &str) -> anyhow::Result<spire_proto::spire::api:
             value: value.to_owned(),
         }),
         None => bail!("selector \"{s}\" must be formatted as type:value"),
+    }
+}
+
+/// `-selector` values as the API's selector filter, matched with `behavior`.
+pub(crate) fn selector_filter(
+    selectors: &[String],
+    behavior: selector_match::MatchBehavior,
+) -> anyhow::Result<SelectorMatch> {
+    let selectors = selectors
+        .iter()
+        .map(|s| parse_selector(s).map_err(|e| anyhow::anyhow!("error parsing selectors: {e}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(SelectorMatch {
+        selectors,
+        r#match: behavior as i32,
+    })
+}
+
+/// Drives a paged List RPC to the end: `fetch` is given the page token to ask for and returns
+/// that page's items with the next token; an empty next token means the last page.
+pub(crate) async fn collect_pages<T, F, Fut>(mut fetch: F) -> anyhow::Result<Vec<T>>
+where
+    F: FnMut(String) -> Fut,
+    Fut: Future<Output = anyhow::Result<(Vec<T>, String)>>,
+{
+    let mut items = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let (page, next) = fetch(page_token).await?;
+        items.extend(page);
+        if next.is_empty() {
+            return Ok(items);
+        }
+        page_token = next;
     }
 }
 

@@ -76,20 +76,20 @@ fn entry_create_every_flag() {
     assert_eq!(a.socket.instance, "i1");
     assert_eq!(a.output.output, OutputFormat::Json);
     assert_eq!(a.entry_id, "id1");
-    assert_eq!(a.parent_id, "spiffe://td/p");
-    assert_eq!(a.spiffe_id, "spiffe://td/w");
-    assert_eq!((a.x509_svid_ttl, a.jwt_svid_ttl), (60, 30));
-    assert_eq!(a.data, "f.json");
-    assert_eq!(a.selectors, ["k8s:ns:a", "k8s:sa:b"]);
-    assert_eq!(a.federates_with, ["spiffe://o1", "o2"]);
-    assert!(a.node && a.admin && a.store_svid && a.downstream);
-    assert_eq!(a.entry_expiry, 1_700_000_000);
+    assert_eq!(a.fields.parent_id, "spiffe://td/p");
+    assert_eq!(a.fields.spiffe_id, "spiffe://td/w");
+    assert_eq!((a.fields.x509_svid_ttl, a.fields.jwt_svid_ttl), (60, 30));
+    assert_eq!(a.fields.data, "f.json");
+    assert_eq!(a.fields.selectors, ["k8s:ns:a", "k8s:sa:b"]);
+    assert_eq!(a.fields.federates_with, ["spiffe://o1", "o2"]);
+    assert!(a.node && a.fields.admin && a.fields.store_svid && a.fields.downstream);
+    assert_eq!(a.fields.entry_expiry, 1_700_000_000);
     assert_eq!(
-        a.dns_names,
+        a.fields.dns_names,
         ["z.example", "a.example"],
         "DNS names keep their order"
     );
-    assert_eq!(a.hint, "h");
+    assert_eq!(a.fields.hint, "h");
     assert!(a.disable_x509_svid_prefetch && a.jwt_svid_include_jti);
 }
 
@@ -101,8 +101,15 @@ fn defaults() {
     assert_eq!(a.socket.socket_path, DEFAULT_SOCKET_PATH);
     assert_eq!(a.socket.instance, "");
     assert_eq!(a.output.output, OutputFormat::Pretty);
-    assert!(!a.node && !a.admin && a.selectors.is_empty());
-    assert_eq!((a.x509_svid_ttl, a.jwt_svid_ttl, a.entry_expiry), (0, 0, 0));
+    assert!(!a.node && !a.fields.admin && a.fields.selectors.is_empty());
+    assert_eq!(
+        (
+            a.fields.x509_svid_ttl,
+            a.fields.jwt_svid_ttl,
+            a.fields.entry_expiry
+        ),
+        (0, 0, 0)
+    );
 }
 
 #[test]
@@ -143,8 +150,8 @@ fn repeated_scalars_last_wins_and_negative_numbers() {
     ]) else {
         panic!("not create")
     };
-    assert_eq!(a.spiffe_id, "spiffe://td/b");
-    assert_eq!(a.x509_svid_ttl, -5);
+    assert_eq!(a.fields.spiffe_id, "spiffe://td/b");
+    assert_eq!(a.fields.x509_svid_ttl, -5);
     assert!(!a.node);
 }
 
@@ -182,11 +189,15 @@ fn entry_update_show_count_delete_flags() {
         panic!("not update")
     };
     assert_eq!(
-        (u.entry_id.as_str(), u.x509_svid_ttl, u.jwt_svid_ttl),
+        (
+            u.entry_id.as_str(),
+            u.fields.x509_svid_ttl,
+            u.fields.jwt_svid_ttl
+        ),
         ("e", 1, 2)
     );
-    assert!(u.admin && u.store_svid && u.downstream);
-    assert_eq!((u.entry_expiry, u.hint.as_str()), (3, "h"));
+    assert!(u.fields.admin && u.fields.store_svid && u.fields.downstream);
+    assert_eq!((u.fields.entry_expiry, u.fields.hint.as_str()), (3, "h"));
     // -node is not an update flag.
     assert!(parse(&["entry", "update", "-node"]).is_err());
 

@@ -13,10 +13,10 @@ use crate::cli::common::{Io, Reported, SocketArgs, go_bool, rpc_error};
 pub(crate) struct HealthcheckArgs {
     #[command(flatten)]
     pub(crate) socket: SocketArgs,
-    /// Perform a less stringent health check
+    /// Request a lighter check (accepted; this server runs the same check)
     #[arg(long = "shallow", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_parser = go_bool, action = ArgAction::Set)]
     pub(crate) shallow: bool,
-    /// Print verbose information
+    /// Also print progress and why the check failed
     #[arg(long = "verbose", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_parser = go_bool, action = ArgAction::Set)]
     pub(crate) verbose: bool,
 }

@@ -13,37 +13,37 @@ use tokio::sync::watch;
 
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
-    /// Path to a SPIRE config file.
+    /// Server configuration file (HCL)
     #[arg(long = "config", default_value = "conf/server/server.conf")]
     config: PathBuf,
-    /// IP address or DNS name of the SPIRE server.
+    /// Listen address; overrides bind_address
     #[arg(long = "bindAddress")]
     bind_address: Option<String>,
-    /// Port number of the SPIRE server.
+    /// Listen port; overrides bind_port
     #[arg(long = "serverPort")]
     server_port: Option<u16>,
-    /// Directory to store runtime data to.
+    /// Directory for the server's state; overrides data_dir
     #[arg(long = "dataDir")]
     data_dir: Option<String>,
-    /// File to write logs to.
+    /// Append logs to this file instead of stderr
     #[arg(long = "logFile")]
     log_file: Option<String>,
-    /// 'text' or 'json'.
+    /// Log line format: text or json
     #[arg(long = "logFormat")]
     log_format: Option<String>,
-    /// 'debug', 'info', 'warn', or 'error'.
+    /// Lowest level logged: debug, info, warn or error
     #[arg(long = "logLevel")]
     log_level: Option<String>,
-    /// Include source file, line number and function name in log lines.
+    /// Add code locations to log lines (accepted; no effect yet)
     #[arg(long = "logSourceLocation", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     log_source_location: Option<bool>,
-    /// The trust domain that this server belongs to.
+    /// Trust domain the server issues identities in; overrides trust_domain
     #[arg(long = "trustDomain")]
     trust_domain: Option<String>,
-    /// Expand environment variables in the SPIRE config file.
+    /// Substitute $VAR and ${VAR} in the config file before parsing it
     #[arg(long = "expandEnv", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     expand_env: Option<bool>,
-    /// Path to bind the SPIRE Server API socket to.
+    /// Where to create the admin API socket; overrides socket_path
     #[arg(long = "socketPath")]
     socket_path: Option<String>,
 }

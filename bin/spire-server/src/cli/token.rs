@@ -11,7 +11,7 @@ use crate::cli::protojson;
 /// The `token` verbs.
 #[derive(Debug, Subcommand)]
 pub(crate) enum TokenCommand {
-    /// Generates a join token
+    /// Create a join token for attesting an agent
     Generate(GenerateArgs),
 }
 
@@ -23,10 +23,10 @@ pub(crate) struct GenerateArgs {
     pub(crate) socket: SocketArgs,
     #[command(flatten)]
     pub(crate) output: OutputArgs,
-    /// Additional SPIFFE ID to assign the token owner (optional)
+    /// Extra SPIFFE ID for the agent that attests with the token (optional)
     #[arg(long = "spiffeID", value_name = "string", default_value = "")]
     pub(crate) spiffe_id: String,
-    /// Token TTL in seconds
+    /// Seconds until the token expires
     #[arg(long = "ttl", value_name = "int", default_value = "600", value_parser = go_i32, allow_negative_numbers = true)]
     pub(crate) ttl: i32,
 }

@@ -19,7 +19,7 @@ use crate::cli::protojson::{self, Json};
 /// The `x509` verbs.
 #[derive(Debug, Subcommand)]
 pub(crate) enum X509Command {
-    /// Mints an X509-SVID
+    /// Have the server sign a new X509-SVID and print or save it
     Mint(MintArgs),
 }
 
@@ -31,16 +31,16 @@ pub(crate) struct MintArgs {
     pub(crate) socket: SocketArgs,
     #[command(flatten)]
     pub(crate) output: OutputArgs,
-    /// SPIFFE ID of the X509-SVID
+    /// SPIFFE ID to put in the SVID (required)
     #[arg(long = "spiffeID", value_name = "string", default_value = "")]
     pub(crate) spiffe_id: String,
-    /// TTL of the X509-SVID
+    /// Lifetime as a Go duration such as 1h30m (0s: server default)
     #[arg(long = "ttl", value_name = "duration", default_value = "0s", value_parser = go_duration, allow_negative_numbers = true)]
     pub(crate) ttl: i128,
-    /// DNS name that will be included in SVID. Can be used more than once.
+    /// DNS SAN to add; repeatable, order kept
     #[arg(long = "dns", value_name = "value", action = ArgAction::Append)]
     pub(crate) dns_names: Vec<String>,
-    /// Directory to write output to instead of stdout
+    /// Save svid.pem, key.pem and bundle.pem in this directory instead of printing them
     #[arg(long = "write", value_name = "string", default_value = "")]
     pub(crate) write: String,
 }

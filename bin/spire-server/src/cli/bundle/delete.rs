@@ -1,13 +1,12 @@
 //! `spire-server bundle delete`.
 
-use anyhow::bail;
+use anyhow::{anyhow, bail};
 use clap::Args;
 use spire_proto::spire::api::server::bundle::v1::BatchDeleteFederatedBundleRequest;
 use spire_proto::spire::api::server::bundle::v1::batch_delete_federated_bundle_request::Mode;
 
-use super::bundle_client;
-use crate::cli::common::{Io, OutputArgs, OutputFormat, SocketArgs, rpc_err};
-use crate::cli::protojson;
+use super::{bundle_client, report_single};
+use crate::cli::common::{Io, OutputArgs, SocketArgs, rpc_err};
 
 /// Flags of `bundle delete`.
 #[derive(Debug, Args)]
@@ -17,10 +16,10 @@ pub(crate) struct DeleteArgs {
     pub(crate) socket: SocketArgs,
     #[command(flatten)]
     pub(crate) output: OutputArgs,
-    /// SPIFFE ID of the trust domain
+    /// Trust domain whose bundle to remove
     #[arg(long = "id", value_name = "string", default_value = "")]
     pub(crate) id: String,
-    /// Deletion mode: one of restrict, delete, or dissociate
+    /// If entries still federate with it: restrict (refuse), delete (remove them too) or dissociate (unlink them)
     #[arg(long = "mode", value_name = "string", default_value = "restrict")]
     pub(crate) mode: String,
 }
@@ -50,25 +49,13 @@ pub(crate) async fn run(args: DeleteArgs, io: &mut Io<'_>) -> anyhow::Result<()>
         .await
         .map_err(|s| rpc_err("failed to delete federated bundle: ", &s))?
         .into_inner();
-    if args.output.output == OutputFormat::Json {
-        return protojson::print(
-            io.out,
-            &resp,
-            "spire.api.server.bundle.v1.BatchDeleteFederatedBundleResponse",
-        );
-    }
-    let status = resp
-        .results
-        .first()
-        .and_then(|r| r.status.clone())
-        .unwrap_or_default();
-    if status.code != 0 {
-        bail!(
-            "failed to delete federated bundle {:?}: {}",
-            args.id,
-            status.message
-        );
-    }
-    writeln!(io.out, "bundle deleted.")?;
-    Ok(())
+    report_single(
+        io,
+        args.output.output,
+        &resp,
+        "spire.api.server.bundle.v1.BatchDeleteFederatedBundleResponse",
+        resp.results.first().and_then(|r| r.status.as_ref()),
+        "bundle deleted.",
+        |message| anyhow!("failed to delete federated bundle {:?}: {message}", args.id),
+    )
 }

@@ -10,25 +10,25 @@ use anyhow::{anyhow, bail};
 use clap::{Args, Subcommand};
 use spire_proto::spire::api::server::bundle::v1::CountBundlesRequest;
 use spire_proto::spire::api::server::bundle::v1::bundle_client::BundleClient;
-use spire_proto::spire::api::types::Bundle as ProtoBundle;
+use spire_proto::spire::api::types::{Bundle as ProtoBundle, Status};
 use spire_svid::{Bundle, JwtAuthority, X509Authority};
 use tonic::transport::Channel;
 
-use crate::cli::common::{Client, Io, OutputArgs, OutputFormat, SocketArgs, pluralize, rpc_err};
+use crate::cli::common::{Client, Io, OutputArgs, OutputFormat, SocketArgs, print_count, rpc_err};
 use crate::cli::protojson;
 
 /// The `bundle` verbs.
 #[derive(Debug, Subcommand)]
 pub(crate) enum BundleCommand {
-    /// Prints server CA bundle to stdout
+    /// Print this server's own trust bundle
     Show(show::ShowArgs),
-    /// Lists federated bundle data
+    /// Print the federated bundles (all, or one with -id)
     List(show::ListArgs),
-    /// Creates or updates bundle data
+    /// Add or replace a federated bundle
     Set(set::SetArgs),
-    /// Deletes bundle data
+    /// Remove a federated bundle
     Delete(delete::DeleteArgs),
-    /// Count bundles
+    /// Print how many trust bundles the server holds
     Count(CountArgs),
 }
 
@@ -48,6 +48,30 @@ fn bundle_client(client: &Client, prefix: &str) -> anyhow::Result<BundleClient<C
     Ok(BundleClient::new(
         client.channel().map_err(|s| rpc_err(prefix, &s))?,
     ))
+}
+
+/// Reports a batch call on one federated bundle: `-output json` prints the whole response
+/// (`type_name`); pretty output prints `done`, or fails with `failure(message)` when the
+/// bundle's result is not OK (a missing status counts as OK).
+fn report_single(
+    io: &mut Io<'_>,
+    output: OutputFormat,
+    response: &impl prost::Message,
+    type_name: &str,
+    status: Option<&Status>,
+    done: &str,
+    failure: impl FnOnce(&str) -> anyhow::Error,
+) -> anyhow::Result<()> {
+    if output == OutputFormat::Json {
+        return protojson::print(io.out, response, type_name);
+    }
+    match status {
+        Some(status) if status.code != 0 => Err(failure(&status.message)),
+        _ => {
+            writeln!(io.out, "{done}")?;
+            Ok(())
+        }
+    }
 }
 
 /// `-format pem|spiffe` (case-insensitive, default pem).
@@ -142,21 +166,14 @@ async fn run_count(args: CountArgs, io: &mut Io<'_>) -> anyhow::Result<()> {
         .await
         .map_err(|s| rpc_err("", &s))?
         .into_inner();
-    match args.output.output {
-        OutputFormat::Json => protojson::print(
-            io.out,
-            &resp,
-            "spire.api.server.bundle.v1.CountBundlesResponse",
-        ),
-        OutputFormat::Pretty => {
-            writeln!(
-                io.out,
-                "{}",
-                pluralize(i64::from(resp.count), "bundle", "bundles")
-            )?;
-            Ok(())
-        }
-    }
+    print_count(
+        io,
+        args.output.output,
+        &resp,
+        "spire.api.server.bundle.v1.CountBundlesResponse",
+        resp.count,
+        ("bundle", "bundles"),
+    )
 }
 
 #[cfg(test)]

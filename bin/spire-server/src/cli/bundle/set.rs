@@ -5,9 +5,8 @@ use clap::Args;
 use spire_proto::spire::api::server::bundle::v1::BatchSetFederatedBundleRequest;
 use spire_proto::spire::api::types::{Bundle as ProtoBundle, JwtKey, X509Certificate};
 
-use super::{BundleFormat, bundle_client};
-use crate::cli::common::{Io, OutputArgs, OutputFormat, SocketArgs, read_input, rpc_err};
-use crate::cli::protojson;
+use super::{BundleFormat, bundle_client, report_single};
+use crate::cli::common::{Io, OutputArgs, SocketArgs, read_input, rpc_err};
 
 /// Flags of `bundle set`.
 #[derive(Debug, Args)]
@@ -17,13 +16,13 @@ pub(crate) struct SetArgs {
     pub(crate) socket: SocketArgs,
     #[command(flatten)]
     pub(crate) output: OutputArgs,
-    /// SPIFFE ID of the trust domain
+    /// Trust domain the bundle belongs to
     #[arg(long = "id", value_name = "string", default_value = "")]
     pub(crate) id: String,
-    /// Path to the bundle data
+    /// Bundle file to read (default: stdin)
     #[arg(long = "path", value_name = "string", default_value = "")]
     pub(crate) path: String,
-    /// The format of the bundle data. Either "pem" or "spiffe".
+    /// Input encoding: pem or spiffe
     #[arg(long = "format", value_name = "string", default_value = "pem")]
     pub(crate) format: String,
 }
@@ -99,21 +98,13 @@ pub(crate) async fn run(args: SetArgs, io: &mut Io<'_>) -> anyhow::Result<()> {
         .await
         .map_err(|s| rpc_err("failed to set federated bundle: ", &s))?
         .into_inner();
-    if args.output.output == OutputFormat::Json {
-        return protojson::print(
-            io.out,
-            &resp,
-            "spire.api.server.bundle.v1.BatchSetFederatedBundleResponse",
-        );
-    }
-    let status = resp
-        .results
-        .first()
-        .and_then(|r| r.status.clone())
-        .unwrap_or_default();
-    if status.code != 0 {
-        bail!("failed to set federated bundle: {}", status.message);
-    }
-    writeln!(io.out, "bundle set.")?;
-    Ok(())
+    report_single(
+        io,
+        args.output.output,
+        &resp,
+        "spire.api.server.bundle.v1.BatchSetFederatedBundleResponse",
+        resp.results.first().and_then(|r| r.status.as_ref()),
+        "bundle set.",
+        |message| anyhow!("failed to set federated bundle: {message}"),
+    )
 }

@@ -7,7 +7,7 @@ use spire_proto::spire::api::server::bundle::v1::{
 };
 
 use super::{BundleFormat, bundle_client, write_bundle};
-use crate::cli::common::{Io, OutputArgs, OutputFormat, SocketArgs, rpc_err};
+use crate::cli::common::{Io, OutputArgs, OutputFormat, SocketArgs, collect_pages, rpc_err};
 use crate::cli::protojson;
 
 /// Flags of `bundle show`.
@@ -18,7 +18,7 @@ pub(crate) struct ShowArgs {
     pub(crate) socket: SocketArgs,
     #[command(flatten)]
     pub(crate) output: OutputArgs,
-    /// The format to show the bundle (only pretty output format supports this flag). Either "pem" or "spiffe".
+    /// Encoding for pretty output: pem or spiffe (ignored with -output json)
     #[arg(long = "format", value_name = "string", default_value = "pem")]
     pub(crate) format: String,
 }
@@ -31,10 +31,10 @@ pub(crate) struct ListArgs {
     pub(crate) socket: SocketArgs,
     #[command(flatten)]
     pub(crate) output: OutputArgs,
-    /// SPIFFE ID of the trust domain
+    /// Print only this trust domain's bundle
     #[arg(long = "id", value_name = "string", default_value = "")]
     pub(crate) id: String,
-    /// The format to list federated bundles (only pretty output format supports this flag). Either "pem" or "spiffe".
+    /// Encoding for pretty output: pem or spiffe (ignored with -output json)
     #[arg(long = "format", value_name = "string", default_value = "pem")]
     pub(crate) format: String,
 }
@@ -74,24 +74,25 @@ pub(crate) async fn run_list(args: ListArgs, io: &mut Io<'_>) -> anyhow::Result<
             OutputFormat::Pretty => write_bundle(io.out, &bundle, format, false),
         };
     }
-    let mut all = ListFederatedBundlesResponse::default();
-    let mut page_token = String::new();
-    loop {
-        let page = bundles
-            .list_federated_bundles(ListFederatedBundlesRequest {
-                output_mask: None,
-                page_size: 0,
-                page_token: page_token.clone(),
-            })
-            .await
-            .map_err(|s| rpc_err("", &s))?
-            .into_inner();
-        all.bundles.extend(page.bundles);
-        page_token = page.next_page_token;
-        if page_token.is_empty() {
-            break;
-        }
-    }
+    let all = ListFederatedBundlesResponse {
+        bundles: collect_pages(|page_token| {
+            let mut bundles = bundles.clone();
+            async move {
+                let page = bundles
+                    .list_federated_bundles(ListFederatedBundlesRequest {
+                        output_mask: None,
+                        page_size: 0,
+                        page_token,
+                    })
+                    .await
+                    .map_err(|s| rpc_err("", &s))?
+                    .into_inner();
+                Ok((page.bundles, page.next_page_token))
+            }
+        })
+        .await?,
+        ..ListFederatedBundlesResponse::default()
+    };
     match args.output.output {
         OutputFormat::Json => protojson::print(
             io.out,

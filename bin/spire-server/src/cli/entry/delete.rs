@@ -7,8 +7,7 @@ use spire_proto::spire::api::server::entry::v1::{
     BatchDeleteEntryRequest, BatchDeleteEntryResponse,
 };
 
-use super::create::status_code;
-use super::entry_client;
+use super::{entry_client, status_code};
 use crate::cli::common::{
     Io, OutputArgs, OutputFormat, SocketArgs, code_name, go_quote, read_input, rpc_err,
 };
@@ -22,10 +21,10 @@ pub(crate) struct DeleteArgs {
     pub(crate) socket: SocketArgs,
     #[command(flatten)]
     pub(crate) output: OutputArgs,
-    /// The Registration Entry ID of the record to delete.
+    /// ID of the entry to remove
     #[arg(long = "entryID", value_name = "string", default_value = "")]
     pub(crate) entry_id: String,
-    /// Path to a file containing a JSON structure for batch deletion (optional). If set to '-', read from stdin.
+    /// JSON file listing the IDs to remove as {"ids": [...]} ('-' for stdin)
     #[arg(long = "file", value_name = "string", default_value = "")]
     pub(crate) file: String,
 }

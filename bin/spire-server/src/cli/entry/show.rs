@@ -13,8 +13,8 @@ use spire_proto::spire::api::types::{
 use super::entry_client;
 use super::print::{sort_entries, write_entries};
 use crate::cli::common::{
-    Io, OutputArgs, OutputFormat, SocketArgs, go_bool, id_to_proto, parse_selector, pluralize,
-    rpc_err,
+    Io, OutputArgs, OutputFormat, SocketArgs, collect_pages, go_bool, id_to_proto, print_count,
+    rpc_err, selector_filter,
 };
 use crate::cli::protojson;
 
@@ -24,36 +24,36 @@ const PAGE_SIZE: i32 = 500;
 /// The filter flags shared by `show` and `count`.
 #[derive(Debug, Args)]
 pub(crate) struct FilterArgs {
-    /// The Parent ID of the records to show
+    /// Only entries with this parent ID
     #[arg(long = "parentID", value_name = "string", default_value = "")]
     pub(crate) parent_id: String,
-    /// The SPIFFE ID of the records to show
+    /// Only entries with this SPIFFE ID
     #[arg(long = "spiffeID", value_name = "string", default_value = "")]
     pub(crate) spiffe_id: String,
-    /// A boolean value that, when set, indicates that the entry describes a downstream SPIRE server
+    /// Only entries for downstream (nested) servers
     #[arg(long = "downstream", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_parser = go_bool, action = ArgAction::Set)]
     pub(crate) downstream: bool,
-    /// A colon-delimited type:value selector. Can be used more than once
+    /// Selector (type:value) to filter on; repeatable
     #[arg(long = "selector", value_name = "value", action = ArgAction::Append)]
     pub(crate) selectors: Vec<String>,
-    /// SPIFFE ID of a trust domain an entry is federate with. Can be used more than once
+    /// Federated trust domain to filter on; repeatable
     #[arg(long = "federatesWith", value_name = "value", action = ArgAction::Append)]
     pub(crate) federates_with: Vec<String>,
-    /// The match mode used when filtering by federates with. Options: exact, any, superset and subset
+    /// How -federatesWith must match: exact, any, superset or subset
     #[arg(
         long = "matchFederatesWithOn",
         value_name = "string",
         default_value = "superset"
     )]
     pub(crate) match_federates_with_on: String,
-    /// The match mode used when filtering by selectors. Options: exact, any, superset and subset
+    /// How -selector must match: exact, any, superset or subset
     #[arg(
         long = "matchSelectorsOn",
         value_name = "string",
         default_value = "superset"
     )]
     pub(crate) match_selectors_on: String,
-    /// The Hint of the records to show (optional)
+    /// Only entries with this hint
     #[arg(long = "hint", value_name = "string", default_value = "")]
     pub(crate) hint: String,
 }
@@ -66,7 +66,7 @@ pub(crate) struct ShowArgs {
     pub(crate) socket: SocketArgs,
     #[command(flatten)]
     pub(crate) output: OutputArgs,
-    /// The Entry ID of the records to show
+    /// Fetch just this entry; not combinable with -parentID, -spiffeID or -selector
     #[arg(long = "entryID", value_name = "string", default_value = "")]
     pub(crate) entry_id: String,
     #[command(flatten)]
@@ -136,15 +136,7 @@ impl FilterArgs {
         }
         if !self.selectors.is_empty() {
             let behavior = selector_match(&self.match_selectors_on)?;
-            let selectors = self
-                .selectors
-                .iter()
-                .map(|s| parse_selector(s).map_err(|e| anyhow!("error parsing selectors: {e}")))
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            filter.by_selectors = Some(SelectorMatch {
-                selectors,
-                r#match: behavior as i32,
-            });
+            filter.by_selectors = Some(selector_filter(&self.selectors, behavior)?);
         }
         if !self.federates_with.is_empty() {
             let behavior = federates_match(&self.match_federates_with_on)?;
@@ -208,27 +200,25 @@ pub(crate) async fn run_show(args: ShowArgs, io: &mut Io<'_>) -> anyhow::Result<
     args.validate()?;
     let mut resp = ListEntriesResponse::default();
     if args.entry_id.is_empty() {
-        let filter = args.filter.to_filter()?;
-        let filter: list_entries_request::Filter = filter.into();
-        let mut entries_client = entry_client(&client, "error fetching entries: ")?;
-        let mut page_token = String::new();
-        loop {
-            let page = entries_client
-                .list_entries(ListEntriesRequest {
-                    filter: Some(filter.clone()),
-                    output_mask: None,
-                    page_size: PAGE_SIZE,
-                    page_token: page_token.clone(),
-                })
-                .await
-                .map_err(|s| rpc_err("error fetching entries: ", &s))?
-                .into_inner();
-            resp.entries.extend(page.entries);
-            page_token = page.next_page_token;
-            if page_token.is_empty() {
-                break;
+        let filter: list_entries_request::Filter = args.filter.to_filter()?.into();
+        let entries_client = entry_client(&client, "error fetching entries: ")?;
+        resp.entries = collect_pages(|page_token| {
+            let (mut entries_client, filter) = (entries_client.clone(), filter.clone());
+            async move {
+                let page = entries_client
+                    .list_entries(ListEntriesRequest {
+                        filter: Some(filter),
+                        output_mask: None,
+                        page_size: PAGE_SIZE,
+                        page_token,
+                    })
+                    .await
+                    .map_err(|s| rpc_err("error fetching entries: ", &s))?
+                    .into_inner();
+                Ok((page.entries, page.next_page_token))
             }
-        }
+        })
+        .await?;
     } else {
         let prefix = format!("error fetching entry ID {}: ", args.entry_id);
         let entry = entry_client(&client, &prefix)?
@@ -263,20 +253,12 @@ pub(crate) async fn run_count(args: CountArgs, io: &mut Io<'_>) -> anyhow::Resul
         .await
         .map_err(|s| rpc_err("", &s))?
         .into_inner();
-    match args.output.output {
-        OutputFormat::Json => protojson::print(
-            io.out,
-            &resp,
-            "spire.api.server.entry.v1.CountEntriesResponse",
-        ),
-        OutputFormat::Pretty => {
-            let count = i64::from(resp.count);
-            writeln!(
-                io.out,
-                "{}",
-                pluralize(count, "registration entry", "registration entries")
-            )?;
-            Ok(())
-        }
-    }
+    print_count(
+        io,
+        args.output.output,
+        &resp,
+        "spire.api.server.entry.v1.CountEntriesResponse",
+        resp.count,
+        ("registration entry", "registration entries"),
+    )
 }
