@@ -143,6 +143,16 @@ impl SqlStore {
         trust_domain: &TrustDomain,
         expires_before: i64,
     ) -> DsResult<bool> {
+        // The rotator asks every tick and almost always nothing has expired: decide that from
+        // a plain read, and take the write lock only when something would go.
+        let Some(current) = self.fetch_bundle_impl(trust_domain).await? else {
+            return Ok(false);
+        };
+        let mut pruned = current.clone();
+        prune(&mut pruned, expires_before);
+        if same_content(&pruned, &current) {
+            return Ok(false);
+        }
         let mut tx = self.begin_write().await?;
         let outcome = async {
             let Some(current) = lock(&mut tx, self.backend, trust_domain).await? else {
