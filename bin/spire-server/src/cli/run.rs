@@ -100,6 +100,7 @@ pub(crate) fn validate(args: RunArgs) -> anyhow::Result<()> {
 
 fn init_logging(config: &ServerConfig) -> anyhow::Result<()> {
     use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
     let level = match config.log_level.as_str() {
         "TRACE" => "trace",
@@ -116,18 +117,19 @@ fn init_logging(config: &ServerConfig) -> anyhow::Result<()> {
     );
     let filter =
         EnvFilter::try_from_env("SPIRE_LOG").unwrap_or_else(|_| EnvFilter::new(directives));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let writer: Box<dyn Fn() -> Box<dyn std::io::Write> + Send + Sync> = match &config.log_file {
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(config.log_file.is_none()); // no colour codes in log files
+    let writer = match &config.log_file {
         Some(path) => {
             let file = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(path)
                 .with_context(|| format!("opening log file {}", path.display()))?;
-            let file = Arc::new(file);
-            Box::new(move || Box::new(LogFile(file.clone())))
+            BoxMakeWriter::new(Arc::new(file))
         }
-        None => Box::new(|| Box::new(std::io::stderr())),
+        None => BoxMakeWriter::new(std::io::stderr),
     };
     let result = if config.log_format.eq_ignore_ascii_case("json") {
         builder.json().with_writer(writer).try_init()
@@ -135,18 +137,6 @@ fn init_logging(config: &ServerConfig) -> anyhow::Result<()> {
         builder.with_writer(writer).try_init()
     };
     result.map_err(|e| anyhow::anyhow!("could not start logger: {e}"))
-}
-
-struct LogFile(Arc<std::fs::File>);
-
-impl std::io::Write for LogFile {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        (&*self.0).write(buf)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        (&*self.0).flush()
-    }
 }
 
 async fn wait_for_signal() {

@@ -85,28 +85,21 @@ pub struct ServerConfig {
     pub node_attestors: Vec<String>,
 }
 
+/// `DataStore "sql"` plugin data. SPIRE's pool-size, read-replica and TLS keys are accepted
+/// (so its configs load) but not used yet.
 #[derive(Deserialize)]
+#[allow(dead_code)] // the accepted-but-unused keys (see above)
 struct SqlPluginData {
     database_type: String,
     connection_string: String,
-    // Accepted as SPIRE does; the pool sizes and TLS files are not used yet.
-    #[allow(dead_code)]
     ro_connection_string: Option<String>,
-    #[allow(dead_code)]
     max_open_conns: Option<Lenient<u32>>,
-    #[allow(dead_code)]
     max_idle_conns: Option<Lenient<u32>>,
-    #[allow(dead_code)]
     conn_max_lifetime: Option<GoDuration>,
-    #[allow(dead_code)]
     disable_migration: Option<spire_config::de::LenientBool>,
-    #[allow(dead_code)]
     root_ca_path: Option<String>,
-    #[allow(dead_code)]
     client_cert_path: Option<String>,
-    #[allow(dead_code)]
     client_key_path: Option<String>,
-    #[allow(dead_code)]
     log_sql: Option<spire_config::de::LenientBool>,
 }
 
