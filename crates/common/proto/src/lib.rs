@@ -122,3 +122,18 @@ generated!(
     workload,
     "_"
 );
+
+/// Package `spirers`: spire-rs's own extensions, not part of SPIRE.
+pub mod spirers {
+    /// Package `spirers.server`.
+    pub mod server {
+        /// Package `spirers.server.push`.
+        pub mod push {
+            generated!(
+                /// `spirers.server.push.v1.Push`: the server tells agents when to synchronise.
+                v1,
+                "spirers.server.push.v1"
+            );
+        }
+    }
+}
