@@ -6,6 +6,7 @@
 //! [`Document::section`] deserializes one top-level section into a typed struct.
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod de;
 mod env;
 mod hcl1;

@@ -125,3 +125,56 @@ fn spire_stock_configs_parse() {
         assert!(plugins.of_type("DataStore").next().is_some(), "{name}");
     }
 }
+
+const AGENT_TYPES: &[&str] = &[
+    "KeyManager",
+    "NodeAttestor",
+    "WorkloadAttestor",
+    "SVIDStore",
+];
+
+fn agent_doc(text: &str) -> Result<(agent::AgentSection, Plugins), ConfigError> {
+    let doc = Document::parse(text)?;
+    doc.check_sections(&["agent", "plugins", "telemetry", "health_checks"])?;
+    let agent: agent::AgentSection = doc.section("agent")?;
+    let plugins = Plugins::parse(doc.raw("plugins"), AGENT_TYPES)?;
+    Ok((agent, plugins))
+}
+
+#[test]
+fn agent_section_defaults_and_quoted_port() {
+    let (agent, _) = agent_doc(
+        "agent {\n trust_domain = \"example.org\"\n server_address = \"127.0.0.1\"\n \
+         server_port = \"8081\"\n insecure_bootstrap = true\n experimental { sync_interval = \"1s\" }\n}\n",
+    )
+    .unwrap();
+    assert_eq!(agent.server_port.map(|p| p.0), Some(8081));
+    assert_eq!(agent.socket_path(), "/tmp/spire-agent/public/api.sock");
+    assert_eq!(agent.data_dir(), ".");
+    assert_eq!(agent.trust_bundle_format(), "pem");
+    assert_eq!(agent.x509_svid_cache_max_size(), 1000);
+    assert_eq!(agent.sync_interval(), std::time::Duration::from_secs(1));
+    assert!(agent.insecure_bootstrap.is_some_and(|b| b.0));
+}
+
+#[test]
+fn agent_unknown_key_is_named() {
+    let err =
+        agent_doc("agent {\n trust_domain = \"example.org\"\n default_svid_ttl = \"1h\"\n}\n")
+            .unwrap_err()
+            .to_string();
+    assert!(err.contains("agent.default_svid_ttl"), "{err}");
+}
+
+#[test]
+fn spire_stock_agent_configs_parse() {
+    let Some(dir) = spire_test::shared_testdata("spire-conf") else {
+        return;
+    };
+    for name in ["agent.conf", "agent_container.conf", "agent_full.conf"] {
+        let text = std::fs::read_to_string(dir.join(name)).unwrap();
+        let (agent, plugins) = agent_doc(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(agent.trust_domain.as_deref(), Some("example.org"), "{name}");
+        assert!(plugins.of_type("NodeAttestor").next().is_some(), "{name}");
+    }
+}
