@@ -7,7 +7,6 @@ mod entry;
 #[cfg(test)]
 mod flag_tests;
 mod healthcheck;
-mod protojson;
 mod run;
 mod token;
 mod x509;

@@ -1,6 +1,5 @@
 //! `spire-server`: parses the command line and hands off to the library crates.
 
-mod argv;
 mod cli;
 
 use std::process::ExitCode;
@@ -8,7 +7,7 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 fn main() -> ExitCode {
-    let args = argv::normalize(std::env::args_os());
+    let args = spire_cli::normalize(std::env::args_os());
     // Bad flags exit 1 as Go's `flag` package does in SPIRE (help and version exit 0).
     let cli = match cli::Cli::try_parse_from(args) {
         Ok(cli) => cli,

@@ -17,7 +17,7 @@ use crate::cli::common::{
     pluralize, print_count, rpc_err, selector_filter,
 };
 use crate::cli::entry::go_utc_time;
-use crate::cli::protojson;
+use spire_cli::protojson;
 
 /// SPIRE's `ListAgents` page size.
 const PAGE_SIZE: i32 = 1000;

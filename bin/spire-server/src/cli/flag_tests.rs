@@ -15,7 +15,7 @@ fn parse(args: &[&str]) -> Result<Command, clap::Error> {
     let argv = std::iter::once("spire-server")
         .chain(args.iter().copied())
         .map(OsString::from);
-    Cli::try_parse_from(crate::argv::normalize(argv)).map(|cli| cli.command)
+    Cli::try_parse_from(spire_cli::normalize(argv)).map(|cli| cli.command)
 }
 
 fn entry(args: &[&str]) -> EntryCommand {

@@ -6,7 +6,7 @@ use spire_proto::spire::api::server::agent::v1::CreateJoinTokenRequest;
 use spire_proto::spire::api::server::agent::v1::agent_client::AgentClient;
 
 use crate::cli::common::{Io, OutputArgs, OutputFormat, SocketArgs, go_i32, id_to_proto, rpc_err};
-use crate::cli::protojson;
+use spire_cli::protojson;
 
 /// The `token` verbs.
 #[derive(Debug, Subcommand)]

@@ -1,7 +1,5 @@
 //! `spire-server x509 mint`: a key, a CSR and `SVID.MintX509SVID`, printed or written as PEM.
 
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 
 use anyhow::{Context as _, anyhow, bail};
@@ -14,7 +12,8 @@ use spire_proto::spire::api::server::svid::v1::svid_client::SvidClient;
 use spire_time::Clock as _;
 
 use crate::cli::common::{Io, OutputArgs, OutputFormat, SocketArgs, go_duration, rpc_err};
-use crate::cli::protojson::{self, Json};
+use spire_cli::protojson::{self, Json};
+use spire_cli::{pem_blocks, write_file};
 
 /// The `x509` verbs.
 #[derive(Debug, Subcommand)]
@@ -74,13 +73,6 @@ pub(crate) fn key_and_csr(id: &str, dns_names: &[String]) -> anyhow::Result<(Key
 pub(crate) fn ttl_to_seconds(ttl_nanos: i128) -> i32 {
     let secs = (ttl_nanos + 999_999_999).div_euclid(1_000_000_000);
     i32::try_from(secs).unwrap_or(if secs < 0 { i32::MIN } else { i32::MAX })
-}
-
-fn pem_blocks<'a>(tag: &str, ders: impl IntoIterator<Item = &'a [u8]>) -> String {
-    let config = pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF);
-    ders.into_iter()
-        .map(|der| pem::encode_config(&pem::Pem::new(tag, der), config))
-        .collect()
 }
 
 /// Runs one `x509` verb.
@@ -179,20 +171,6 @@ pub(crate) async fn run(command: X509Command, io: &mut Io<'_>) -> anyhow::Result
     write_file(&bundle_path, bundle_pem.as_bytes(), 0o644).context("unable to write bundle")?;
     writeln!(io.out, "Root CAs written to {}", bundle_path.display())?;
     Ok(())
-}
-
-/// Writes `data` to `path` with `mode` (also tightening an existing file's mode).
-fn write_file(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(path)?;
-    file.set_permissions(std::fs::Permissions::from_mode(mode))?;
-    file.write_all(data)?;
-    file.sync_all()
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use spire_svid::{Bundle, JwtAuthority, X509Authority};
 use tonic::transport::Channel;
 
 use crate::cli::common::{Client, Io, OutputArgs, OutputFormat, SocketArgs, print_count, rpc_err};
-use crate::cli::protojson;
+use spire_cli::protojson;
 
 /// The `bundle` verbs.
 #[derive(Debug, Subcommand)]

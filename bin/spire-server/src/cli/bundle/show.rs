@@ -8,7 +8,7 @@ use spire_proto::spire::api::server::bundle::v1::{
 
 use super::{BundleFormat, bundle_client, write_bundle};
 use crate::cli::common::{Io, OutputArgs, OutputFormat, SocketArgs, collect_pages, rpc_err};
-use crate::cli::protojson;
+use spire_cli::protojson;
 
 /// Flags of `bundle show`.
 #[derive(Debug, Args)]

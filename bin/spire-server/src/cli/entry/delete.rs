@@ -11,7 +11,7 @@ use super::{entry_client, status_code};
 use crate::cli::common::{
     Io, OutputArgs, OutputFormat, SocketArgs, code_name, go_quote, read_input, rpc_err,
 };
-use crate::cli::protojson;
+use spire_cli::protojson;
 
 /// Flags of `entry delete`.
 #[derive(Debug, Args)]

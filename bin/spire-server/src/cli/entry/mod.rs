@@ -16,13 +16,13 @@ use spire_proto::spire::api::server::entry::v1::{
 use spire_proto::spire::api::types::{Entry, Selector, Spiffeid, Status};
 use tonic::transport::Channel;
 
-pub(crate) use self::print::go_utc_time;
 use self::print::{write_entry, write_failed_entry};
 use crate::cli::common::{
     Client, Io, OutputFormat, go_bool, go_i32, go_i64, id_to_proto, parse_selector, read_input,
     rpc_err,
 };
-use crate::cli::protojson;
+pub(crate) use spire_cli::go_utc_time;
+use spire_cli::protojson;
 
 /// The `entry` verbs.
 #[derive(Debug, Subcommand)]

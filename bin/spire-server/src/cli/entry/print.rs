@@ -8,6 +8,7 @@ use std::io::{self, Write};
 use spire_proto::spire::api::types::{Entry, Selector, Spiffeid};
 
 use crate::cli::common::{code_name, go_quote, id_to_string, pluralize};
+use spire_cli::go_utc_time;
 
 /// Width of the label column (SPIRE 1.15 widened it from 17 for `DisableX509SvidPrefetch`).
 const LABEL_WIDTH: usize = 24;
@@ -89,22 +90,6 @@ pub(crate) fn write_failed_entry(
         go_quote(message)
     )?;
     write_entry(w, e)
-}
-
-/// Go's `time.Time.String()` of a UTC instant: `2006-01-02 15:04:05 +0000 UTC`.
-pub(crate) fn go_utc_time(unix: i64) -> String {
-    match time::OffsetDateTime::from_unix_timestamp(unix) {
-        Ok(t) => format!(
-            "{:04}-{:02}-{:02} {:02}:{:02}:{:02} +0000 UTC",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second()
-        ),
-        Err(_) => unix.to_string(),
-    }
 }
 
 /// Sorts each entry's selectors, then the entries, as SPIRE does before `entry show` prints:

@@ -16,7 +16,7 @@ use crate::cli::common::{
     Io, OutputArgs, OutputFormat, SocketArgs, collect_pages, go_bool, id_to_proto, print_count,
     rpc_err, selector_filter,
 };
-use crate::cli::protojson;
+use spire_cli::protojson;
 
 /// SPIRE's page size for `ListEntries`.
 const PAGE_SIZE: i32 = 500;

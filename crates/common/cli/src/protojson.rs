@@ -21,7 +21,7 @@ use prost_reflect::{DescriptorPool, DynamicMessage, Kind, MapKey, ReflectMessage
 /// A JSON value in the order it will be written (objects keep insertion order; proto
 /// objects are built sorted).
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Json {
+pub enum Json {
     /// `true`/`false`.
     Bool(bool),
     /// A number, already formatted.
@@ -43,7 +43,7 @@ fn pool() -> &'static DescriptorPool {
 }
 
 /// Converts `message` (whose full proto name is `full_name`) to SPIRE's JSON shape.
-pub(crate) fn to_json(message: &impl prost::Message, full_name: &str) -> anyhow::Result<Json> {
+pub fn to_json(message: &impl prost::Message, full_name: &str) -> anyhow::Result<Json> {
     let descriptor = pool()
         .get_message_by_name(full_name)
         .ok_or_else(|| anyhow::anyhow!("unknown message type {full_name}"))?;
@@ -52,7 +52,7 @@ pub(crate) fn to_json(message: &impl prost::Message, full_name: &str) -> anyhow:
 }
 
 /// Writes `message` as one line of SPIRE's `-output json`.
-pub(crate) fn print(
+pub fn print(
     w: &mut dyn std::io::Write,
     message: &impl prost::Message,
     full_name: &str,
@@ -157,7 +157,7 @@ fn value_json(value: &Value, kind: &Kind) -> Json {
 }
 
 /// Encodes compactly with Go `encoding/json`'s string escaping.
-pub(crate) fn encode(json: &Json) -> String {
+pub fn encode(json: &Json) -> String {
     let mut out = String::new();
     write_json(&mut out, json);
     out

@@ -7,7 +7,7 @@ use std::ffi::OsString;
 /// Rewrites `-name[=value]` (a single dash and a letter followed by at least one more flag
 /// character) to `--name[=value]`. Negative numbers (`-1`), `-h`, `--` and everything after
 /// `--` are left alone.
-pub(crate) fn normalize(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+pub fn normalize(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
     let mut out = Vec::new();
     let mut passthrough = false;
     for arg in args {
