@@ -1,24 +1,29 @@
 //! `spire.api.server.agent.v1.Agent`: attested nodes and join tokens.
 //!
-//! AttestAgent, RenewAgent and PostStatus (the agent-facing methods) are `Unimplemented` here.
+//! The agent-facing methods (AttestAgent, RenewAgent, PostStatus) live in [`attest`].
 
+mod attest;
 mod filter;
+
+pub use attest::AttestStream;
 
 use std::sync::Arc;
 
 use spire_id::{Selector, SelectorSet, SpiffeId, TrustDomain};
 use spire_proto::spire::api::server::agent::v1::{
-    AttestAgentRequest, AttestAgentResponse, BanAgentRequest, CountAgentsRequest,
-    CountAgentsResponse, CreateJoinTokenRequest, DeleteAgentRequest, GetAgentRequest,
-    ListAgentsRequest, ListAgentsResponse, PostStatusRequest, PostStatusResponse,
-    RenewAgentRequest, RenewAgentResponse, agent_server::Agent,
+    AttestAgentRequest, BanAgentRequest, CountAgentsRequest, CountAgentsResponse,
+    CreateJoinTokenRequest, DeleteAgentRequest, GetAgentRequest, ListAgentsRequest,
+    ListAgentsResponse, PostStatusRequest, PostStatusResponse, RenewAgentRequest,
+    RenewAgentResponse, agent_server::Agent,
 };
 use spire_proto::spire::api::types;
+use spire_server_ca::Ca;
+use spire_server_cache::ChangeFeed;
 use spire_server_datastore::{
     AttestedNode, DataStore, Error as DsError, JoinToken, NodeMask, Pagination, RegistrationEntry,
 };
+use spire_server_plugin::nodeattestor::NodeAttestors;
 use spire_time::SharedClock;
-use tonic::codegen::tokio_stream;
 use tonic::{Code, Request, Response, Status, Streaming};
 
 use crate::ApiContext;
@@ -36,6 +41,12 @@ pub struct Config {
     pub datastore: Arc<dyn DataStore>,
     /// Join-token expiry and entry creation times.
     pub clock: SharedClock,
+    /// Signs agent SVIDs (AttestAgent, RenewAgent).
+    pub ca: Ca,
+    /// The configured NodeAttestors, by name.
+    pub node_attestors: Arc<NodeAttestors>,
+    /// Told about every node write, so the authorized-entry cache follows at once.
+    pub entries: Arc<ChangeFeed>,
 }
 
 /// The Agent service.
@@ -52,6 +63,9 @@ impl From<&ApiContext> for Config {
             trust_domain: ctx.trust_domain.clone(),
             datastore: ctx.datastore.clone(),
             clock: ctx.clock.clone(),
+            ca: ctx.ca.clone(),
+            node_attestors: ctx.node_attestors.clone(),
+            entries: ctx.entries.clone(),
         }
     }
 }
@@ -191,6 +205,7 @@ impl Agent for AgentService {
         let id = self.agent_id(request.into_inner().id.as_ref())?;
         match self.ds().delete_attested_node(&id).await {
             Ok(_) => {
+                self.config.entries.notify();
                 tracing::info!(spiffe_id = %id, "Agent deleted");
                 Ok(Response::new(()))
             }
@@ -222,6 +237,7 @@ impl Agent for AgentService {
         };
         match self.ds().update_attested_node(banned, Some(mask)).await {
             Ok(_) => {
+                self.config.entries.notify();
                 tracing::info!(spiffe_id = %id, "Agent banned");
                 Ok(Response::new(()))
             }
@@ -230,20 +246,20 @@ impl Agent for AgentService {
         }
     }
 
-    type AttestAgentStream = tokio_stream::Empty<Result<AttestAgentResponse, Status>>;
+    type AttestAgentStream = AttestStream;
 
     async fn attest_agent(
         &self,
-        _request: Request<Streaming<AttestAgentRequest>>,
+        request: Request<Streaming<AttestAgentRequest>>,
     ) -> Result<Response<Self::AttestAgentStream>, Status> {
-        Err(Status::unimplemented("method AttestAgent not implemented"))
+        self.attest(request).await
     }
 
     async fn renew_agent(
         &self,
-        _request: Request<RenewAgentRequest>,
+        request: Request<RenewAgentRequest>,
     ) -> Result<Response<RenewAgentResponse>, Status> {
-        Err(Status::unimplemented("method RenewAgent not implemented"))
+        self.renew(request).await
     }
 
     async fn create_join_token(
@@ -296,6 +312,7 @@ impl Agent for AgentService {
         &self,
         _request: Request<PostStatusRequest>,
     ) -> Result<Response<PostStatusResponse>, Status> {
-        Err(Status::unimplemented("method PostStatus not implemented"))
+        // Our proto has no `agent_version` yet, so there is nothing to validate or record.
+        Ok(Response::new(PostStatusResponse {}))
     }
 }

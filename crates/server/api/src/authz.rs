@@ -16,7 +16,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use spire_id::SpiffeId;
-use spire_server_datastore::{DataStore, ListEntries};
+use spire_proto::spire::api::types::PermissionDeniedDetails;
+use spire_proto::spire::api::types::permission_denied_details::Reason;
+use spire_server_datastore::{AttestedNode, DataStore, ListEntries, NodeMask};
 use spire_time::SharedClock;
 use tonic::body::Body;
 use tonic::codegen::Service;
@@ -29,7 +31,7 @@ pub use policy::{Allowed, policy};
 
 use crate::ApiContext;
 use crate::convert::is_agent_path;
-use crate::status::make_err;
+use crate::status::{make_err, permission_denied, permission_denied_details};
 
 /// Who is calling, as far as the transport knows. Transports and tests may insert one as a
 /// request extension; otherwise it is derived from tonic's connection info.
@@ -230,32 +232,103 @@ impl Authorizer {
                 return Ok(Some(CallerClass::Downstream));
             }
         }
-        if allowed.agent && self.is_current_agent(svid).await? {
+        // An agent ID on a method open to agents: a failed check is reported with the
+        // details agents act on (re-attest, or shut down when banned).
+        if allowed.agent
+            && svid.id.is_member_of(&self.trust_domain)
+            && is_agent_path(svid.id.path())
+        {
+            self.check_agent(svid).await?;
             return Ok(Some(CallerClass::Agent));
         }
         Ok(None)
     }
 
-    /// A minimal agent check: an attested, unbanned node of our trust domain whose current (or
-    /// newly issued) SVID this is, not expired.
-    async fn is_current_agent(&self, svid: &PeerSvid) -> Result<bool, Status> {
-        if !svid.id.is_member_of(&self.trust_domain) || !is_agent_path(svid.id.path()) {
-            return Ok(false);
-        }
-        if svid.expires_at <= self.clock.unix_seconds() {
-            return Ok(false);
+    /// SPIRE's agent check: an attested, unbanned node whose current SVID this is, not
+    /// expired. Presenting the SVID of the last renewal makes it current.
+    async fn check_agent(&self, svid: &PeerSvid) -> Result<(), Status> {
+        let id = svid.id.to_string();
+        if self.clock.unix_seconds() > svid.expires_at {
+            return Err(permission_denied(
+                Reason::AgentExpired,
+                &format!("agent {id:?} SVID is expired"),
+            ));
         }
         let node = self
             .datastore
             .fetch_attested_node(&svid.id)
             .await
-            .map_err(|e| make_err(Code::Internal, "failed to fetch agent", Some(&e)))?;
-        Ok(node.is_some_and(|node| {
-            !node.cert_serial_number.is_empty()
-                && (node.cert_serial_number == svid.serial_number
-                    || node.new_cert_serial_number == svid.serial_number)
-        }))
+            .map_err(|e| {
+                make_err(
+                    Code::Internal,
+                    "unable to look up agent information",
+                    Some(&e),
+                )
+            })?
+            .ok_or_else(|| {
+                permission_denied(
+                    Reason::AgentNotAttested,
+                    &format!("agent {id:?} is not attested"),
+                )
+            })?;
+        if node.cert_serial_number.is_empty() {
+            return Err(permission_denied(
+                Reason::AgentBanned,
+                &format!("agent {id:?} is banned"),
+            ));
+        }
+        if node.cert_serial_number == svid.serial_number {
+            return Ok(());
+        }
+        if !node.new_cert_serial_number.is_empty()
+            && node.new_cert_serial_number == svid.serial_number
+        {
+            return self.promote_new_svid(node).await;
+        }
+        Err(permission_denied(
+            Reason::AgentNotActive,
+            &format!(
+                "agent {id:?} expected to have serial number {:?}; has {:?}",
+                node.cert_serial_number, svid.serial_number
+            ),
+        ))
     }
+
+    /// The agent uses the SVID of its last renewal: it becomes the current one.
+    async fn promote_new_svid(&self, node: AttestedNode) -> Result<(), Status> {
+        let promoted = AttestedNode {
+            cert_serial_number: node.new_cert_serial_number.clone(),
+            cert_not_after: node.new_cert_not_after,
+            new_cert_serial_number: String::new(),
+            new_cert_not_after: 0,
+            ..node
+        };
+        let mask = NodeMask {
+            attestation_type: false,
+            cert_serial_number: true,
+            cert_not_after: true,
+            new_cert_serial_number: true,
+            new_cert_not_after: true,
+            can_reattest: false,
+        };
+        self.datastore
+            .update_attested_node(promoted, Some(mask))
+            .await
+            .map_err(|e| {
+                make_err(
+                    Code::Internal,
+                    "failed to activate the new agent SVID",
+                    Some(&e),
+                )
+            })?;
+        Ok(())
+    }
+}
+
+/// The `PermissionDeniedDetails` carried by an agent-authorization denial (the
+/// `grpc-status-details-bin` of SPIRE's statuses), if any.
+pub fn denied_details(status: &Status) -> Option<PermissionDeniedDetails> {
+    permission_denied_details(status)
 }
 
 // === impl Authorized ===

@@ -15,6 +15,7 @@ use spire_proto::spire::api::server::bundle::v1::{
     batch_update_federated_bundle_response as update, bundle_server::Bundle as BundleApi,
 };
 use spire_proto::spire::api::types;
+use spire_server_cache::ChangeFeed;
 use spire_server_datastore::{BundleDeleteMode, DataStore, Error as DsError, Pagination};
 use spire_svid::Bundle;
 use tonic::{Code, Request, Response, Status};
@@ -33,6 +34,8 @@ pub struct Config {
     pub trust_domain: TrustDomain,
     /// Where bundles live.
     pub datastore: Arc<dyn DataStore>,
+    /// Told after every write.
+    pub feed: Arc<ChangeFeed>,
 }
 
 /// The Bundle service.
@@ -48,6 +51,7 @@ impl From<&ApiContext> for Config {
         Self {
             trust_domain: ctx.trust_domain.clone(),
             datastore: ctx.datastore.clone(),
+            feed: ctx.entries.clone(),
         }
     }
 }
@@ -301,6 +305,7 @@ impl BundleApi for BundleService {
             .append_bundle(addition)
             .await
             .map_err(|e| internal("failed to append bundle", &e))?;
+        self.config.feed.notify();
         Ok(Response::new(masked(&bundle, request.output_mask.as_ref())))
     }
 
@@ -373,6 +378,7 @@ impl BundleApi for BundleService {
         for b in &request.bundle {
             results.push(self.create_one(b, request.output_mask.as_ref()).await);
         }
+        self.config.feed.notify();
         Ok(Response::new(BatchCreateFederatedBundleResponse {
             results,
         }))
@@ -388,6 +394,7 @@ impl BundleApi for BundleService {
             let (input, output) = (request.input_mask.as_ref(), request.output_mask.as_ref());
             results.push(self.update_one(b, input, output).await);
         }
+        self.config.feed.notify();
         Ok(Response::new(BatchUpdateFederatedBundleResponse {
             results,
         }))
@@ -402,6 +409,7 @@ impl BundleApi for BundleService {
         for b in &request.bundle {
             results.push(self.set_one(b, request.output_mask.as_ref()).await);
         }
+        self.config.feed.notify();
         Ok(Response::new(BatchSetFederatedBundleResponse { results }))
     }
 
@@ -426,6 +434,7 @@ impl BundleApi for BundleService {
         for name in request.trust_domains {
             results.push(self.delete_one(name, mode).await);
         }
+        self.config.feed.notify();
         Ok(Response::new(BatchDeleteFederatedBundleResponse {
             results,
         }))

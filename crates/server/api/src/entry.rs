@@ -3,6 +3,7 @@
 //! Batches report per item: an invalid or conflicting item gets its own `Status` and never
 //! stops the others, and the valid items of a batch are written in one datastore call.
 
+pub mod authorized;
 mod filters;
 mod validate;
 
@@ -18,13 +19,15 @@ use spire_proto::spire::api::server::entry::v1::{
     batch_delete_entry_response, batch_update_entry_response, entry_server::Entry,
 };
 use spire_proto::spire::api::types;
+use spire_server_cache::ChangeFeed;
 use spire_server_datastore::{DataStore, Error as DsError, Pagination, RegistrationEntry};
 use spire_time::SharedClock;
-use tonic::codegen::tokio_stream;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status, Streaming};
 
 use crate::ApiContext;
-use crate::convert::{apply_entry_mask, entry_from_proto, entry_to_proto};
+use crate::convert::entry_from_proto;
 use crate::status::{ds_code, internal, make_err, make_status, ok, plain_status};
 
 /// SPIRE's message for a create that matches an existing entry (same parent, SPIFFE ID and
@@ -40,6 +43,8 @@ pub struct Config {
     pub datastore: Arc<dyn DataStore>,
     /// Stamps `created_at`.
     pub clock: SharedClock,
+    /// Told about every committed write; serves the authorized entries.
+    pub feed: Arc<ChangeFeed>,
 }
 
 /// The Entry service.
@@ -60,6 +65,7 @@ impl From<&ApiContext> for Config {
             trust_domain: ctx.trust_domain.clone(),
             datastore: ctx.datastore.clone(),
             clock: ctx.clock.clone(),
+            feed: ctx.entries.clone(),
         }
     }
 }
@@ -77,9 +83,7 @@ impl EntryService {
     }
 
     fn masked(entry: &RegistrationEntry, mask: Option<&types::EntryMask>) -> types::Entry {
-        let mut proto = entry_to_proto(entry);
-        apply_entry_mask(&mut proto, mask);
-        proto
+        authorized::masked(entry, mask)
     }
 }
 
@@ -170,7 +174,10 @@ impl Entry for EntryService {
         }
         let (indexes, entries): (Vec<usize>, Vec<RegistrationEntry>) = pending.into_iter().unzip();
         let outcomes = match self.ds().create_registration_entries(entries).await {
-            Ok(outcomes) => outcomes,
+            Ok(outcomes) => {
+                self.config.feed.notify();
+                outcomes
+            }
             Err(e) => indexes.iter().map(|_| Err(clone_backend(&e))).collect(),
         };
         for (index, outcome) in indexes.into_iter().zip(outcomes) {
@@ -205,7 +212,10 @@ impl Entry for EntryService {
         }
         let (indexes, updates): (Vec<usize>, Vec<_>) = pending.into_iter().unzip();
         let outcomes = match self.ds().update_registration_entries(updates).await {
-            Ok(outcomes) => outcomes,
+            Ok(outcomes) => {
+                self.config.feed.notify();
+                outcomes
+            }
             Err(e) => indexes.iter().map(|_| Err(clone_backend(&e))).collect(),
         };
         for (index, outcome) in indexes.into_iter().zip(outcomes) {
@@ -232,7 +242,10 @@ impl Entry for EntryService {
         let ids = request.into_inner().ids;
         let wanted: Vec<String> = ids.iter().filter(|id| !id.is_empty()).cloned().collect();
         let mut outcomes = match self.ds().delete_registration_entries(&wanted).await {
-            Ok(outcomes) => outcomes.into_iter(),
+            Ok(outcomes) => {
+                self.config.feed.notify();
+                outcomes.into_iter()
+            }
             Err(e) => wanted
                 .iter()
                 .map(|_| Err(clone_backend(&e)))
@@ -267,23 +280,35 @@ impl Entry for EntryService {
 
     async fn get_authorized_entries(
         &self,
-        _request: Request<GetAuthorizedEntriesRequest>,
+        request: Request<GetAuthorizedEntriesRequest>,
     ) -> Result<Response<GetAuthorizedEntriesResponse>, Status> {
-        Err(Status::unimplemented(
-            "method GetAuthorizedEntries not implemented",
-        ))
+        let agent = authorized::caller_id(&request)?;
+        let mask = request.into_inner().output_mask;
+        let entries = authorized::authorized_entries(&self.config.feed, &agent).await?;
+        Ok(Response::new(GetAuthorizedEntriesResponse {
+            entries: entries
+                .iter()
+                .map(|e| Self::masked(e, mask.as_ref()))
+                .collect(),
+        }))
     }
 
     type SyncAuthorizedEntriesStream =
-        tokio_stream::Empty<Result<SyncAuthorizedEntriesResponse, Status>>;
+        ReceiverStream<Result<SyncAuthorizedEntriesResponse, Status>>;
 
     async fn sync_authorized_entries(
         &self,
-        _request: Request<Streaming<SyncAuthorizedEntriesRequest>>,
+        request: Request<Streaming<SyncAuthorizedEntriesRequest>>,
     ) -> Result<Response<Self::SyncAuthorizedEntriesStream>, Status> {
-        Err(Status::unimplemented(
-            "method SyncAuthorizedEntries not implemented",
-        ))
+        let agent = authorized::caller_id(&request)?;
+        let (replies, stream) = mpsc::channel(2);
+        tokio::spawn(authorized::sync(
+            self.config.feed.clone(),
+            agent,
+            request.into_inner(),
+            replies,
+        ));
+        Ok(Response::new(ReceiverStream::new(stream)))
     }
 }
 

@@ -1,11 +1,12 @@
 //! The server's gRPC APIs, wire-compatible with SPIRE, behind one authorization layer.
 //!
-//! One module per service ([`entry`], [`bundle`], [`agent`], [`svid`], [`debug`]), each a
-//! `Config` → `new` → tonic server type; proto ⇄ domain conversion at the edge ([`convert`]);
-//! one error-to-status helper that logs. [`admin_routes`] (the admin Unix socket: everything,
-//! including Debug, Health and Logger) and [`tcp_routes`] (Agent, Bundle, Entry, SVID,
-//! TrustDomain, LocalAuthority) return tonic [`Routes`] whose every service is already wrapped
-//! by [`authz::Authorized`], so a transport only has to serve them:
+//! One module per service ([`entry`], [`bundle`], [`agent`], [`svid`], [`debug`], and
+//! spire-rs's own [`push`]), each a `Config` → `new` → tonic server type; proto ⇄ domain
+//! conversion at the edge ([`convert`]); one error-to-status helper that logs.
+//! [`admin_routes`] (the admin Unix socket: everything, including Debug, Health and Logger)
+//! and [`tcp_routes`] (Agent, Bundle, Entry, SVID, TrustDomain, LocalAuthority, Push) return
+//! tonic [`Routes`] whose every service is already wrapped by [`authz::Authorized`], so a
+//! transport only has to serve them:
 //!
 //! ```ignore
 //! tonic::transport::Server::builder()
@@ -26,6 +27,7 @@ pub mod convert;
 pub mod debug;
 pub mod dns;
 pub mod entry;
+pub mod push;
 mod status;
 mod stubs;
 pub mod svid;
@@ -40,12 +42,15 @@ use spire_proto::spire::api::server::{
     debug::v1::debug_server::DebugServer, entry::v1::entry_server::EntryServer,
     svid::v1::svid_server::SvidServer,
 };
+use spire_proto::spirers::server::push::v1::push_server::PushServer;
 use spire_server_ca::Ca;
 use spire_server_datastore::DataStore;
+use spire_server_plugin::nodeattestor::NodeAttestors;
 use spire_time::SharedClock;
 use tonic::service::Routes;
 
 pub use authz::{AuthorizedCaller, Caller, CallerClass, PeerSvid};
+pub use spire_server_cache::{ChangeFeed, FeedState};
 
 use authz::{Authorized, Authorizer};
 
@@ -68,6 +73,12 @@ pub struct ApiContext {
     pub started_at: SystemTime,
     /// The server's own X509-SVID, shown by Debug.GetInfo when set.
     pub server_svid: Option<Arc<dyn SvidSource>>,
+    /// The change feed and authorized-entry cache over `datastore`. Services that write call
+    /// [`ChangeFeed::notify`] after each committed write; the server runs
+    /// [`ChangeFeed::run`] (one follower per server).
+    pub entries: Arc<ChangeFeed>,
+    /// The configured NodeAttestors by name (`AttestAgent`'s `data.type`); none by default.
+    pub node_attestors: Arc<NodeAttestors>,
 }
 
 /// Where the server's current X509-SVID chain (leaf first, DER) can be read.
@@ -80,7 +91,8 @@ pub trait SvidSource: Send + Sync + fmt::Debug + 'static {
 
 impl ApiContext {
     /// A context with SPIRE's defaults: no `admin_ids`, a 1 h default X509-SVID TTL, started
-    /// now, no server SVID.
+    /// now, no server SVID, and a change feed over `datastore` (loaded on first use; the
+    /// caller spawns its [`ChangeFeed::run`]).
     pub fn new(
         trust_domain: TrustDomain,
         datastore: Arc<dyn DataStore>,
@@ -89,6 +101,8 @@ impl ApiContext {
     ) -> Self {
         Self {
             trust_domain,
+            entries: Arc::new(ChangeFeed::new(datastore.clone())),
+            node_attestors: Arc::default(),
             datastore,
             ca,
             started_at: clock.now(),
@@ -107,8 +121,8 @@ impl SvidSource for tokio::sync::watch::Receiver<Vec<Vec<u8>>> {
 }
 
 /// Every service, for the admin Unix socket: Agent, Bundle, Entry, SVID, TrustDomain,
-/// LocalAuthority, Debug, Logger and `grpc.health.v1.Health` (reporting SERVING), each wrapped
-/// by the authorization check.
+/// LocalAuthority, Push, Debug, Logger and `grpc.health.v1.Health` (reporting SERVING), each
+/// wrapped by the authorization check.
 pub fn admin_routes(ctx: &ApiContext) -> Routes {
     let authorizer = Authorizer::new(ctx);
     let (_reporter, health) = tonic_health::server::health_reporter();
@@ -121,9 +135,9 @@ pub fn admin_routes(ctx: &ApiContext) -> Routes {
         .add_service(Authorized::new(stubs::Logger, authorizer))
 }
 
-/// The services of the TCP (mTLS) listener: Agent, Bundle, Entry, SVID, TrustDomain and
-/// LocalAuthority, each wrapped by the authorization check. Debug, Health and Logger are not
-/// routed (`Unimplemented`).
+/// The services of the TCP (mTLS) listener: Agent, Bundle, Entry, SVID, TrustDomain,
+/// LocalAuthority and spire-rs's Push, each wrapped by the authorization check. Debug, Health
+/// and Logger are not routed (`Unimplemented`).
 pub fn tcp_routes(ctx: &ApiContext) -> Routes {
     common_routes(ctx, &Authorizer::new(ctx))
 }
@@ -147,4 +161,8 @@ fn common_routes(ctx: &ApiContext, authorizer: &Authorizer) -> Routes {
     ))
     .add_service(Authorized::new(stubs::TrustDomain, authorizer.clone()))
     .add_service(Authorized::new(stubs::LocalAuthority, authorizer.clone()))
+    .add_service(Authorized::new(
+        PushServer::new(push::PushService::new(push::Config::from(ctx))),
+        authorizer.clone(),
+    ))
 }

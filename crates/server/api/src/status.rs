@@ -3,7 +3,9 @@
 
 use std::fmt::Display;
 
+use prost::Message as _;
 use spire_proto::spire::api::types;
+use spire_proto::spire::api::types::permission_denied_details::Reason;
 use spire_server_datastore::Error as DsError;
 use tonic::{Code, Status};
 
@@ -11,6 +13,56 @@ use tonic::{Code, Status};
 /// `msg: cause` when there is a cause, except for `NotFound`, which never carries its cause.
 pub(crate) fn make_err(code: Code, msg: &str, cause: Option<&dyn Display>) -> Status {
     Status::new(code, log_and_format(code, msg, cause))
+}
+
+/// `PermissionDenied` with `message` and, as grpc-go sends it, a `grpc-status-details-bin`
+/// trailer: `google.rpc.Status{code, message, details: [Any(PermissionDeniedDetails{reason})]}`.
+pub(crate) fn permission_denied(reason: Reason, message: &str) -> Status {
+    tracing::warn!(reason = reason.as_str_name(), "{}", capitalize(message));
+    let details = types::PermissionDeniedDetails {
+        reason: reason.into(),
+    };
+    let rpc = RpcStatus {
+        code: Code::PermissionDenied as i32,
+        message: message.to_owned(),
+        details: vec![RpcAny {
+            type_url: PERMISSION_DENIED_DETAILS_URL.to_owned(),
+            value: details.encode_to_vec(),
+        }],
+    };
+    Status::with_details(Code::PermissionDenied, message, rpc.encode_to_vec().into())
+}
+
+/// The `PermissionDeniedDetails` of a status made by [`permission_denied`] (or by SPIRE).
+pub(crate) fn permission_denied_details(status: &Status) -> Option<types::PermissionDeniedDetails> {
+    let rpc = RpcStatus::decode(status.details()).ok()?;
+    rpc.details
+        .iter()
+        .find(|any| any.type_url == PERMISSION_DENIED_DETAILS_URL)
+        .and_then(|any| types::PermissionDeniedDetails::decode(any.value.as_slice()).ok())
+}
+
+const PERMISSION_DENIED_DETAILS_URL: &str =
+    "type.googleapis.com/spire.api.types.PermissionDeniedDetails";
+
+/// `google.rpc.Status` (the only use of it; no proto file needed).
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+    #[prost(message, repeated, tag = "3")]
+    details: Vec<RpcAny>,
+}
+
+/// `google.protobuf.Any`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcAny {
+    #[prost(string, tag = "1")]
+    type_url: String,
+    #[prost(bytes = "vec", tag = "2")]
+    value: Vec<u8>,
 }
 
 /// [`make_err`] for a per-item result of a batch RPC.

@@ -1,16 +1,20 @@
-//! `spire.api.server.svid.v1.SVID`: MintX509SVID for admins; the agent and downstream methods
-//! are `Unimplemented` here.
+//! `spire.api.server.svid.v1.SVID`: MintX509SVID for admins, BatchNewX509SVID for agents; JWT
+//! and downstream methods are `Unimplemented` here.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use spire_id::{SpiffeId, TrustDomain};
 use spire_proto::spire::api::server::svid::v1::{
     BatchNewX509svidRequest, BatchNewX509svidResponse, MintJwtsvidRequest, MintJwtsvidResponse,
     MintX509svidRequest, MintX509svidResponse, NewDownstreamX509caRequest,
-    NewDownstreamX509caResponse, NewJwtsvidRequest, NewJwtsvidResponse, svid_server::Svid,
+    NewDownstreamX509caResponse, NewJwtsvidRequest, NewJwtsvidResponse, NewX509svidParams,
+    batch_new_x509svid_response, svid_server::Svid,
 };
 use spire_proto::spire::api::types;
 use spire_server_ca::{Ca, X509SvidParams};
+use spire_server_cache::ChangeFeed;
+use spire_server_datastore::RegistrationEntry;
 use tonic::{Code, Request, Response, Status};
 use x509_parser::prelude::{
     FromDer, GeneralName, ParsedExtension, X509Certificate, X509CertificationRequest,
@@ -19,7 +23,12 @@ use x509_parser::prelude::{
 use crate::ApiContext;
 use crate::convert::{id_to_proto, verify_workload_id};
 use crate::dns::{check_wildcard_overlap, validate_label};
-use crate::status::make_err;
+use crate::entry::authorized::{authorized_entries, caller_id};
+use crate::status::{make_err, ok};
+
+/// The status message for an entry ID the calling agent is not authorized for (or that does
+/// not exist); the two are not told apart (security SPI-01-004).
+pub const ENTRY_NOT_AUTHORIZED: &str = "entry not found or not authorized";
 
 /// What the SVID service needs.
 #[derive(Clone, Debug)]
@@ -30,6 +39,8 @@ pub struct Config {
     pub ca: Ca,
     /// The TTL of a mint request that gives none.
     pub default_x509_svid_ttl: Duration,
+    /// The authorized entries of agents.
+    pub feed: Arc<ChangeFeed>,
 }
 
 /// The SVID service.
@@ -53,6 +64,7 @@ impl From<&ApiContext> for Config {
             trust_domain: ctx.trust_domain.clone(),
             ca: ctx.ca.clone(),
             default_x509_svid_ttl: ctx.default_x509_svid_ttl,
+            feed: ctx.entries.clone(),
         }
     }
 }
@@ -64,6 +76,55 @@ impl SvidService {
     pub fn new(config: Config) -> Self {
         Self { config }
     }
+
+    /// One BatchNewX509SVID item: the entry must be among `entries` (the caller's authorized
+    /// entries, sorted by ID); the CSR only proves possession of the key. Everything the
+    /// certificate says comes from the entry, never from the CSR (CVE-2021-27098).
+    fn new_x509_svid(
+        &self,
+        params: &NewX509svidParams,
+        entries: &[Arc<RegistrationEntry>],
+    ) -> Result<types::X509svid, Status> {
+        if params.entry_id.is_empty() {
+            return Err(invalid("missing entry ID", None));
+        }
+        if params.csr.is_empty() {
+            return Err(invalid("missing CSR", None));
+        }
+        let entry = entries
+            .binary_search_by(|e| e.id.as_str().cmp(&params.entry_id))
+            .map(|index| &entries[index])
+            .map_err(|_| make_err(Code::NotFound, ENTRY_NOT_AUTHORIZED, None))?;
+        let csr = parse_csr(&params.csr)?;
+        let ttl = Duration::from_secs(u64::try_from(entry.x509_svid_ttl).unwrap_or_default());
+        let svid_params = X509SvidParams {
+            spiffe_id: &entry.spiffe_id,
+            dns_names: &entry.dns_names,
+            ttl,
+        };
+        let chain = self
+            .config
+            .ca
+            .sign_workload_x509_svid(&csr.public_key, svid_params)
+            .map_err(|e| make_err(Code::Internal, "failed to sign X509-SVID", Some(&e)))?;
+        let expires_at = leaf_expiry(&chain)?;
+        tracing::debug!(spiffe_id = %entry.spiffe_id, entry_id = %entry.id, expires_at, "Signed X509 SVID");
+        Ok(types::X509svid {
+            cert_chain: chain,
+            id: Some(id_to_proto(&entry.spiffe_id)),
+            expires_at,
+            hint: entry.hint.clone(),
+        })
+    }
+}
+
+/// `notAfter` of the first certificate of a freshly signed chain.
+fn leaf_expiry(chain: &[Vec<u8>]) -> Result<i64, Status> {
+    chain
+        .first()
+        .and_then(|leaf| X509Certificate::from_der(leaf).ok())
+        .map(|(_, cert)| cert.validity().not_after.timestamp())
+        .ok_or_else(|| make_err(Code::Internal, "failed to sign X509-SVID", None))
 }
 
 fn invalid(msg: &str, cause: Option<&dyn std::fmt::Display>) -> Status {
@@ -140,11 +201,7 @@ impl Svid for SvidService {
             .ca
             .sign_workload_x509_svid(&csr.public_key, params)
             .map_err(|e| make_err(Code::Internal, "failed to sign X509-SVID", Some(&e)))?;
-        let expires_at = chain
-            .first()
-            .and_then(|leaf| X509Certificate::from_der(leaf).ok())
-            .map(|(_, cert)| cert.validity().not_after.timestamp())
-            .ok_or_else(|| make_err(Code::Internal, "failed to sign X509-SVID", None))?;
+        let expires_at = leaf_expiry(&chain)?;
         tracing::debug!(spiffe_id = %id, expires_at, "Signed X509 SVID");
         Ok(Response::new(MintX509svidResponse {
             svid: Some(types::X509svid {
@@ -165,11 +222,30 @@ impl Svid for SvidService {
 
     async fn batch_new_x509svid(
         &self,
-        _request: Request<BatchNewX509svidRequest>,
+        request: Request<BatchNewX509svidRequest>,
     ) -> Result<Response<BatchNewX509svidResponse>, Status> {
-        Err(Status::unimplemented(
-            "method BatchNewX509SVID not implemented",
-        ))
+        let agent = caller_id(&request)?;
+        let entries = authorized_entries(&self.config.feed, &agent).await?;
+        let results = request
+            .into_inner()
+            .params
+            .iter()
+            .map(|params| match self.new_x509_svid(params, &entries) {
+                Ok(svid) => batch_new_x509svid_response::Result {
+                    status: Some(ok()),
+                    svid: Some(svid),
+                },
+                // Already logged where it was made.
+                Err(status) => batch_new_x509svid_response::Result {
+                    status: Some(types::Status {
+                        code: status.code() as i32,
+                        message: status.message().to_owned(),
+                    }),
+                    svid: None,
+                },
+            })
+            .collect();
+        Ok(Response::new(BatchNewX509svidResponse { results }))
     }
 
     async fn new_jwtsvid(

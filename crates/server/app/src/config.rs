@@ -11,6 +11,7 @@ use spire_config::{ConfigError, Document, PluginBlock, Plugins, typed};
 use spire_id::{SpiffeId, TrustDomain};
 use spire_server_ca::{CaConfig, CaSubject};
 use spire_server_datastore_sql::SqlConfig;
+use spire_server_plugin::nodeattestor::X509PopConfig;
 use spire_server_plugin::upstreamauthority::DiskUpstreamConfig;
 use spire_svid::KeyType;
 
@@ -83,6 +84,12 @@ pub struct ServerConfig {
     pub upstream_authority: Option<DiskUpstreamConfig>,
     /// Names of the configured NodeAttestors.
     pub node_attestors: Vec<String>,
+    /// `NodeAttestor "x509pop"` settings, when configured.
+    pub x509pop: Option<X509PopConfig>,
+    /// `experimental.cache_reload_interval`: how often the change feed looks for writes made
+    /// by other servers (this server's own writes are followed at once). Default 1 s (SPIRE:
+    /// 5 s).
+    pub cache_reload_interval: Duration,
 }
 
 /// `DataStore "sql"` plugin data. SPIRE's pool-size, read-replica and TLS keys are accepted
@@ -110,6 +117,16 @@ struct DiskKeyManagerData {
 
 #[derive(Deserialize)]
 struct EmptyData {}
+
+/// `NodeAttestor "x509pop"` plugin data (mode `external_pki` only).
+#[derive(Deserialize)]
+struct X509PopData {
+    mode: Option<String>,
+    ca_bundle_path: Option<String>,
+    #[serde(default)]
+    ca_bundle_paths: Vec<String>,
+    agent_path_template: Option<String>,
+}
 
 #[derive(Deserialize)]
 struct DiskUpstreamData {
@@ -217,9 +234,14 @@ impl ServerConfig {
             (Some(block), None) => return Err(unsupported(block)),
         };
         let mut node_attestors = Vec::new();
+        let mut x509pop = None;
         for block in plugins.of_type("NodeAttestor") {
             match block.name.as_str() {
-                "join_token" | "x509pop" | "k8s_psat" => node_attestors.push(block.name.clone()),
+                "join_token" | "k8s_psat" => node_attestors.push(block.name.clone()),
+                "x509pop" => {
+                    x509pop = Some(x509pop_config(block)?);
+                    node_attestors.push(block.name.clone());
+                }
                 _ => return Err(unsupported(block)),
             }
         }
@@ -268,8 +290,44 @@ impl ServerConfig {
             key_manager,
             upstream_authority,
             node_attestors,
+            x509pop,
+            cache_reload_interval: s
+                .experimental
+                .as_ref()
+                .and_then(|e| e.cache_reload_interval.as_ref())
+                .map_or(Duration::from_secs(1), |d| d.0)
+                .max(Duration::from_millis(10)),
         })
     }
+}
+
+fn x509pop_config(block: &PluginBlock) -> Result<X509PopConfig, Error> {
+    let data: X509PopData = plugin_data(block)?;
+    if data.mode.as_deref().is_some_and(|m| m != "external_pki") {
+        return Err(Error::Config(
+            "NodeAttestor \"x509pop\": only mode \"external_pki\" is supported by spire-rs yet"
+                .into(),
+        ));
+    }
+    if data.agent_path_template.is_some() {
+        return Err(Error::Config(
+            "NodeAttestor \"x509pop\": agent_path_template is not supported by spire-rs yet".into(),
+        ));
+    }
+    let paths: Vec<PathBuf> = data
+        .ca_bundle_path
+        .into_iter()
+        .chain(data.ca_bundle_paths)
+        .map(PathBuf::from)
+        .collect();
+    if paths.is_empty() {
+        return Err(Error::Config(
+            "NodeAttestor \"x509pop\": ca_bundle_path or ca_bundle_paths is required".into(),
+        ));
+    }
+    Ok(X509PopConfig {
+        ca_bundle_paths: paths,
+    })
 }
 
 fn one_plugin<'a>(plugins: &'a Plugins, kind: &str) -> Result<&'a PluginBlock, Error> {

@@ -4,11 +4,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use spire_server_api::{ApiContext, SvidSource};
+use spire_server_api::{ApiContext, ChangeFeed, SvidSource};
 use spire_server_ca::{CaManager, Plugins};
 use spire_server_datastore::DataStore;
 use spire_server_datastore_sql::SqlStore;
 use spire_server_plugin::keymanager::{DiskKeyManager, KeyManager, MemoryKeyManager};
+use spire_server_plugin::nodeattestor::{JoinTokenAttestor, NodeAttestors, X509PopAttestor};
 use spire_server_plugin::upstreamauthority::{DiskUpstreamAuthority, UpstreamAuthority};
 use spire_time::{SharedClock, refresh_at};
 use tokio::net::{TcpListener, TcpStream};
@@ -23,9 +24,6 @@ use crate::{Error, uds};
 
 /// A TLS handshake that has not finished by then is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often the TLS verifier re-reads the bundle. (The change-event stream of the next
-/// issue replaces this poll.)
-const BUNDLE_REFRESH: Duration = Duration::from_secs(5);
 /// In-flight requests get this long after a stop signal.
 const GRACE: Duration = Duration::from_secs(10);
 
@@ -75,22 +73,35 @@ pub async fn run(
         svid_tx,
         stop.clone(),
     ));
-    tokio::spawn(refresh_verifier(
-        datastore.clone(),
-        config.clone(),
-        verifier.clone(),
-        stop.clone(),
-    ));
-
     let mut context = ApiContext::new(
         config.trust_domain.clone(),
         datastore.clone(),
         ca_manager.ca(),
         clock.clone(),
     );
+    // The one follower of this server: the authorized-entry cache and the change feed.
+    context
+        .entries
+        .refresh()
+        .await
+        .map_err(|e| Error::Config(format!("loading the authorized-entry cache: {e}")))?;
+    tokio::spawn(
+        context
+            .entries
+            .clone()
+            .run(config.cache_reload_interval, stop.clone()),
+    );
+    tokio::spawn(refresh_verifier(
+        datastore.clone(),
+        config.clone(),
+        verifier.clone(),
+        context.entries.clone(),
+        stop.clone(),
+    ));
     context.admin_ids = config.admin_ids.clone();
     context.default_x509_svid_ttl = config.ca.default_x509_svid_ttl;
     context.server_svid = Some(Arc::new(svid_rx) as Arc<dyn SvidSource>);
+    context.node_attestors = Arc::new(node_attestors(&config, &datastore, &clock)?);
 
     let uds_listener = uds::bind_admin_socket(&config.socket_path)?;
     let addr: SocketAddr = format!("{}:{}", config.bind_address, config.bind_port)
@@ -146,6 +157,35 @@ pub async fn run(
     let _ = std::fs::remove_file(&config.socket_path);
     tracing::info!("Server stopped");
     Ok(())
+}
+
+/// The configured NodeAttestors that spire-rs has built in (`k8s_psat` is accepted by the
+/// configuration but not served yet).
+fn node_attestors(
+    config: &ServerConfig,
+    datastore: &Arc<dyn DataStore>,
+    clock: &SharedClock,
+) -> Result<NodeAttestors, Error> {
+    let mut attestors = NodeAttestors::new();
+    if config
+        .node_attestors
+        .iter()
+        .any(|n| n == JoinTokenAttestor::NAME)
+    {
+        attestors.insert(Arc::new(JoinTokenAttestor::new(
+            config.trust_domain.clone(),
+            datastore.clone(),
+            clock.clone(),
+        )));
+    }
+    if let Some(x509pop) = &config.x509pop {
+        attestors.insert(Arc::new(X509PopAttestor::load(
+            x509pop,
+            config.trust_domain.clone(),
+            clock.clone(),
+        )?));
+    }
+    Ok(attestors)
 }
 
 fn mint_server_svid(ca: &CaManager) -> Result<(Vec<Vec<u8>>, Vec<u8>), Error> {
@@ -210,14 +250,19 @@ async fn bundle_roots(
         .unwrap_or_default())
 }
 
+/// Reloads the TLS verifier's roots whenever the change feed reports a bundle change (from
+/// this server or, within `cache_reload_interval`, another one).
 async fn refresh_verifier(
     datastore: Arc<dyn DataStore>,
     config: ServerConfig,
     verifier: Arc<BundleVerifier>,
+    feed: Arc<ChangeFeed>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut states = feed.subscribe();
     let mut last = Vec::new();
     loop {
+        let seen = *states.borrow_and_update();
         match bundle_roots(&datastore, &config).await {
             Ok(roots) if roots != last && !roots.is_empty() => match verifier.set_roots(&roots) {
                 Ok(()) => last = roots,
@@ -227,8 +272,12 @@ async fn refresh_verifier(
             Err(error) => tracing::warn!(%error, "could not read the trust bundle"),
         }
         tokio::select! {
-            // Next look at the bundle.
-            _ = tokio::time::sleep(BUNDLE_REFRESH) => {}
+            // A bundle (or, after a reload, anything) changed.
+            changed = states.wait_for(|s| {
+                s.bundles_revision != seen.bundles_revision || s.loads != seen.loads
+            }) => if changed.is_err() {
+                return;
+            },
             // Stopping.
             _ = stop.changed() => return,
         }

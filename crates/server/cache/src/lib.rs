@@ -37,6 +37,7 @@
 //! (records are fetched before the lock is taken), and lookups take an uncontended read lock.
 #![forbid(unsafe_code)]
 
+mod feed;
 mod index;
 
 use std::sync::{Arc, PoisonError, RwLock};
@@ -50,6 +51,8 @@ use spire_server_datastore::{
 use tokio::sync::{Mutex, watch};
 
 use crate::index::Index;
+
+pub use feed::{ChangeFeed, FeedState};
 
 /// Change events read per datastore call while catching up.
 const EVENT_PAGE: u32 = 1_000;
@@ -78,6 +81,18 @@ pub enum Error {
 
 /// Result alias for cache calls.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What one [`AuthorizedEntryCache::catch_up_changes`] applied.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CatchUp {
+    /// Events consumed.
+    pub events: usize,
+    /// The newest revision among events about registration entries or attested nodes.
+    pub entries_revision: Option<i64>,
+    /// `(trust domain name, newest revision)` of every bundle an event was about.
+    pub bundles: Vec<(String, i64)>,
+}
 
 /// The authorized-entry index. Cheap to clone; clones share the index and the datastore.
 #[derive(Clone, Debug)]
@@ -135,23 +150,30 @@ impl AuthorizedEntryCache {
     /// consumed (events about bundles and federation relationships are consumed without
     /// effect). On an error the events of the failing batch are not applied.
     pub async fn catch_up(&self) -> Result<usize> {
+        Ok(self.catch_up_changes().await?.events)
+    }
+
+    /// [`Self::catch_up`], reporting what the applied events were about. On an error, earlier
+    /// batches of the same call may have been applied (see [`Self::revision`]) without being
+    /// reported.
+    pub async fn catch_up_changes(&self) -> Result<CatchUp> {
         let _updating = self.inner.updating.lock().await;
         let datastore = self.inner.datastore.as_ref();
-        let mut applied = 0;
+        let mut caught = CatchUp::default();
         loop {
             let revision = self.revision();
             let events = next_events(datastore, revision).await?;
             let Some(last) = events.last().map(|e| e.revision) else {
-                return Ok(applied);
+                return Ok(caught);
             };
             let changes = fetch_changes(datastore, &events).await?;
             let mut index = self.write();
             changes.apply(&mut index);
             index.revision = last;
             drop(index);
-            applied += events.len();
+            caught.record(&events);
             if events.len() < EVENT_PAGE as usize {
-                return Ok(applied);
+                return Ok(caught);
             }
         }
     }
@@ -335,6 +357,28 @@ async fn fetch_changes(datastore: &dyn DataStore, events: &[ChangeEvent]) -> Res
         changes.nodes.push((id, node.map(|n| n.selectors)));
     }
     Ok(changes)
+}
+
+// === impl CatchUp ===
+
+impl CatchUp {
+    fn record(&mut self, events: &[ChangeEvent]) {
+        self.events += events.len();
+        for event in events {
+            match event.aggregate {
+                Aggregate::RegistrationEntry | Aggregate::AttestedNode => {
+                    self.entries_revision = Some(event.revision);
+                }
+                Aggregate::Bundle => {
+                    match self.bundles.iter_mut().find(|(td, _)| *td == event.key) {
+                        Some((_, revision)) => *revision = event.revision,
+                        None => self.bundles.push((event.key.clone(), event.revision)),
+                    }
+                }
+                Aggregate::FederationRelationship => {}
+            }
+        }
+    }
 }
 
 // === impl Changes ===

@@ -1,10 +1,12 @@
-//! Server plugin traits (KeyManager, UpstreamAuthority) and their built-in implementations.
+//! Server plugin traits (KeyManager, UpstreamAuthority, NodeAttestor) and their built-ins.
 //!
 //! Each plugin type is a trait in its own module; the built-ins live in submodules named as in
-//! SPIRE's configuration (`KeyManager "disk"`, `KeyManager "memory"`, `UpstreamAuthority "disk"`).
+//! SPIRE's configuration (`KeyManager "disk"`, `KeyManager "memory"`, `UpstreamAuthority "disk"`,
+//! `NodeAttestor "join_token"`, `NodeAttestor "x509pop"`).
 #![forbid(unsafe_code)]
 
 pub mod keymanager;
+pub mod nodeattestor;
 pub mod upstreamauthority;
 pub mod x509;
 
@@ -35,6 +37,14 @@ pub enum Error {
     /// A request to the plugin was malformed (e.g. a bad CSR).
     #[error("{0}")]
     InvalidRequest(String),
+    /// Node attestation failed; `message` is what the agent is told.
+    #[error("{message}")]
+    Attestation {
+        /// The gRPC code SPIRE answers with.
+        code: nodeattestor::AttestCode,
+        /// SPIRE's message.
+        message: String,
+    },
 }
 
 /// Result alias for plugin calls.

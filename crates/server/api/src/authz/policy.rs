@@ -63,6 +63,7 @@ const ENTRY_SVC: &str = "/spire.api.server.entry.v1.Entry/";
 const HEALTH_SVC: &str = "/grpc.health.v1.Health/";
 const LOCALAUTHORITY_SVC: &str = "/spire.api.server.localauthority.v1.LocalAuthority/";
 const LOGGER_SVC: &str = "/spire.api.server.logger.v1.Logger/";
+const PUSH_SVC: &str = "/spirers.server.push.v1.Push/";
 const SVID_SVC: &str = "/spire.api.server.svid.v1.SVID/";
 const TRUSTDOMAIN_SVC: &str = "/spire.api.server.trustdomain.v1.TrustDomain/";
 
@@ -123,6 +124,8 @@ pub(crate) const POLICY: &[(&str, &str, Allowed)] = &[
     (LOGGER_SVC, "GetLogger", LOCAL),
     (LOGGER_SVC, "SetLogLevel", LOCAL),
     (LOGGER_SVC, "ResetLogLevel", LOCAL),
+    // spire-rs's own push stream (not in SPIRE's table): agents only.
+    (PUSH_SVC, "Watch", AGENT),
     (SVID_SVC, "MintX509SVID", ADMIN_LOCAL),
     (SVID_SVC, "MintJWTSVID", ADMIN_LOCAL),
     (SVID_SVC, "BatchNewX509SVID", AGENT),

@@ -34,6 +34,8 @@ pub struct Harness {
     pub ca: Arc<CaManager>,
     pub channel: Channel,
     pub tcp_channel: Channel,
+    /// Stops the change-feed follower when dropped.
+    pub feed_stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl Harness {
@@ -45,10 +47,19 @@ impl Harness {
     pub async fn start_with(adjust: impl FnOnce(&mut ApiContext)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let config = SqlConfig::sqlite(dir.path().join("datastore.sqlite3"));
+        Self::start_on(dir, &config, adjust).await
+    }
+
+    /// Starts a server on the database `config` names (sockets go to `dir`).
+    pub async fn start_on(
+        dir: tempfile::TempDir,
+        config: &SqlConfig,
+        adjust: impl FnOnce(&mut ApiContext),
+    ) -> Self {
         let clock = ManualClock::at_fixed_instant();
         let shared: spire_time::SharedClock = Arc::new(clock.clone());
         let ds: Arc<dyn DataStore> = Arc::new(
-            SqlStore::open_with_clock(&config, shared.clone())
+            SqlStore::open_with_clock(config, shared.clone())
                 .await
                 .unwrap(),
         );
@@ -66,6 +77,8 @@ impl Harness {
         .unwrap();
         let mut ctx = ApiContext::new(td, ds.clone(), ca.ca(), shared);
         adjust(&mut ctx);
+        let (feed_stop, stop) = tokio::sync::watch::channel(false);
+        tokio::spawn(ctx.entries.clone().run(secs(1), stop));
         let channel = serve(&dir, "admin.sock", spire_server_api::admin_routes(&ctx)).await;
         let tcp_channel = serve(&dir, "tcp.sock", spire_server_api::tcp_routes(&ctx)).await;
         Self {
@@ -76,7 +89,13 @@ impl Harness {
             ca: Arc::new(ca),
             channel,
             tcp_channel,
+            feed_stop,
         }
+    }
+
+    /// Brings the authorized-entry cache up to date with writes made directly through `ds`.
+    pub async fn refresh_entries(&self) {
+        self.ctx.entries.refresh().await.unwrap();
     }
 
     pub fn td(&self) -> TrustDomain {
@@ -150,11 +169,15 @@ fn inject_caller<B>(mut request: http::Request<B>) -> http::Request<B> {
         Some("downstream") => Some(Caller::Downstream(some_id())),
         Some("any") => Some(Caller::Anonymous),
         _ => header("x-test-peer").map(|peer| {
-            let (id, serial) = peer.split_once(';').unwrap();
+            // `<id>;<serial>` or `<id>;<serial>;<expires_at>`.
+            let mut parts = peer.split(';');
+            let id = parts.next().unwrap();
+            let serial = parts.next().unwrap();
+            let expires_at = parts.next().map_or(i64::MAX, |e| e.parse().unwrap());
             Caller::X509Svid(PeerSvid {
                 id: SpiffeId::parse(id).unwrap(),
                 serial_number: serial.to_owned(),
-                expires_at: i64::MAX,
+                expires_at,
             })
         }),
     };
