@@ -13,7 +13,7 @@ use spire_proto::spire::api::types::{SelectorMatch, selector_match};
 
 pub(crate) use spire_cli::{
     Client, Io, OutputArgs, OutputFormat, Reported, SocketSpec, code_name, go_bool, go_duration,
-    go_errno_text, go_i32, go_i64, go_quote, pluralize, rpc_err, rpc_error,
+    go_errno_text, go_i32, go_i64, go_quote, pluralize, rpc_err,
 };
 
 /// SPIRE's default admin socket.

@@ -5,7 +5,6 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use clap::Args;
 use spire_server_app::{Overrides, ServerConfig};
 use spire_time::{SharedClock, SystemClock};
@@ -66,8 +65,12 @@ impl RunArgs {
 
 pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     let config = args.load()?;
-    init_logging(&config)?;
-    let previous = spire_server_app::tighten_umask();
+    spire_cli::init_logging(
+        &config.log_level,
+        &config.log_format,
+        config.log_file.as_deref(),
+    )?;
+    let previous = spire_cli::tighten_umask();
     if previous & 0o027 != 0o027 {
         tracing::warn!(
             previous = format!("{previous:04o}"),
@@ -76,7 +79,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
-        wait_for_signal().await;
+        spire_cli::wait_for_signal().await;
         tracing::info!("Stopping server");
         let _ = stop_tx.send(true);
     });
@@ -95,64 +98,5 @@ pub(crate) fn validate(args: RunArgs) -> anyhow::Result<()> {
         Err(e) => Err(anyhow::anyhow!(
             "SPIRE server configuration file is invalid: {e}"
         )),
-    }
-}
-
-fn init_logging(config: &ServerConfig) -> anyhow::Result<()> {
-    use tracing_subscriber::EnvFilter;
-    use tracing_subscriber::fmt::writer::BoxMakeWriter;
-
-    let level = match config.log_level.as_str() {
-        "TRACE" => "trace",
-        "DEBUG" => "debug",
-        "WARN" | "WARNING" => "warn",
-        "ERROR" | "FATAL" | "PANIC" => "error",
-        _ => "info",
-    };
-    // The configured level applies to spire-rs; libraries stay at warn unless tracing, so a
-    // DEBUG server log is not drowned in SQL statements and HTTP/2 frames.
-    let deps = if level == "trace" { "trace" } else { "warn" };
-    let directives = format!(
-        "{level},sqlx={deps},h2={deps},hyper={deps},rustls={deps},tonic={deps},tower={deps}"
-    );
-    let filter =
-        EnvFilter::try_from_env("SPIRE_LOG").unwrap_or_else(|_| EnvFilter::new(directives));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(config.log_file.is_none()); // no colour codes in log files
-    let writer = match &config.log_file {
-        Some(path) => {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .with_context(|| format!("opening log file {}", path.display()))?;
-            BoxMakeWriter::new(Arc::new(file))
-        }
-        None => BoxMakeWriter::new(std::io::stderr),
-    };
-    let result = if config.log_format.eq_ignore_ascii_case("json") {
-        builder.json().with_writer(writer).try_init()
-    } else {
-        builder.with_writer(writer).try_init()
-    };
-    result.map_err(|e| anyhow::anyhow!("could not start logger: {e}"))
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        // Without signal handlers the process can still be killed; just never stop gracefully.
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        // SIGTERM (Kubernetes, systemd).
-        _ = term.recv() => {}
-        // SIGINT (Ctrl-C).
-        _ = int.recv() => {}
     }
 }

@@ -5,6 +5,8 @@
 mod argv;
 mod client;
 mod files;
+mod health;
+mod process;
 pub mod protojson;
 mod values;
 
@@ -15,7 +17,11 @@ use clap::{Args, ValueEnum};
 pub use argv::normalize;
 pub use client::{Client, SocketSpec, code_name, go_errno_text, rpc_err, rpc_error};
 pub use files::{pem_blocks, write_file};
-pub use values::{go_bool, go_duration, go_i32, go_i64, go_quote, go_utc_time, pluralize};
+pub use health::healthcheck;
+pub use process::{init_logging, tighten_umask, wait_for_signal};
+pub use values::{
+    go_bool, go_duration, go_duration_string, go_i32, go_i64, go_quote, go_utc_time, pluralize,
+};
 
 /// The standard streams a command writes to, injected so output is testable.
 pub struct Io<'a> {

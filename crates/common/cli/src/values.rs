@@ -135,6 +135,42 @@ pub fn go_utc_time(unix: i64) -> String {
     }
 }
 
+/// Go's `time.Duration.String()`: `8.623255ms`, `1.5s`, `2m3.5s`, `0s`.
+pub fn go_duration_string(d: std::time::Duration) -> String {
+    let nanos = d.as_nanos();
+    if nanos == 0 {
+        return "0s".to_owned();
+    }
+    // Below one second Go picks the largest unit that keeps the integer part non-zero.
+    let fraction = |value: u128, unit: u128, suffix: &str| {
+        let whole = value / unit;
+        let rest = value % unit;
+        if rest == 0 {
+            return format!("{whole}{suffix}");
+        }
+        let digits = unit.ilog10() as usize;
+        let frac = format!("{rest:0digits$}");
+        format!("{whole}.{}{suffix}", frac.trim_end_matches('0'))
+    };
+    if nanos < 1_000 {
+        return format!("{nanos}ns");
+    }
+    if nanos < 1_000_000 {
+        return fraction(nanos, 1_000, "µs");
+    }
+    if nanos < 1_000_000_000 {
+        return fraction(nanos, 1_000_000, "ms");
+    }
+    let hours = nanos / 3_600_000_000_000;
+    let minutes = nanos / 60_000_000_000 % 60;
+    let seconds = fraction(nanos % 60_000_000_000, 1_000_000_000, "s");
+    match (hours, minutes) {
+        (0, 0) => seconds,
+        (0, m) => format!("{m}m{seconds}"),
+        (h, m) => format!("{h}h{m}m{seconds}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,6 +199,22 @@ mod tests {
             Err("time: missing unit in duration \"10\"".into())
         );
         assert!(go_duration("5d").is_err());
+    }
+
+    #[test]
+    fn go_duration_strings() {
+        use std::time::Duration;
+        assert_eq!(go_duration_string(Duration::ZERO), "0s");
+        assert_eq!(go_duration_string(Duration::from_nanos(999)), "999ns");
+        assert_eq!(
+            go_duration_string(Duration::from_nanos(8_623_255)),
+            "8.623255ms"
+        );
+        assert_eq!(go_duration_string(Duration::from_micros(1_500)), "1.5ms");
+        assert_eq!(go_duration_string(Duration::from_nanos(250_000)), "250µs");
+        assert_eq!(go_duration_string(Duration::from_millis(1_500)), "1.5s");
+        assert_eq!(go_duration_string(Duration::from_millis(123_500)), "2m3.5s");
+        assert_eq!(go_duration_string(Duration::from_secs(3_600)), "1h0m0s");
     }
 
     #[test]

@@ -10,16 +10,6 @@ mod uds;
 pub use config::{KeyManagerChoice, Overrides, ServerConfig};
 pub use run::run;
 
-/// Forces the process umask to include 027 (no write for group, nothing for others), as
-/// SPIRE does, so that key files, the datastore and sockets are never world-readable.
-/// Returns the umask in force before.
-pub fn tighten_umask() -> u32 {
-    use rustix::fs::Mode;
-    let previous = rustix::process::umask(Mode::from_raw_mode(0o027));
-    rustix::process::umask(previous | Mode::from_raw_mode(0o027));
-    previous.as_raw_mode()
-}
-
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

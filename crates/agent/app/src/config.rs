@@ -1,0 +1,314 @@
+//! From a parsed configuration file (and the `run` flags that override it) to the resolved
+//! settings the agent starts with. Defaults live here, in one place.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+use spire_agent_manager::{TrustBundleFormat, TrustBundleSource};
+use spire_agent_plugin::nodeattestor::X509PopConfig;
+use spire_config::agent::AgentSection;
+use spire_config::{Document, PluginBlock, Plugins};
+use spire_id::TrustDomain;
+use spire_svid::KeyType;
+
+use crate::Error;
+
+/// Plugin types `spire-agent` knows (configuring another is an error).
+pub const PLUGIN_TYPES: &[&str] = &[
+    "KeyManager",
+    "NodeAttestor",
+    "WorkloadAttestor",
+    "SVIDStore",
+];
+
+/// `run` / `validate` flags that override the file (SPIRE's flag names).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[allow(missing_docs)] // each is the flag of the same name
+pub struct Overrides {
+    pub data_dir: Option<String>,
+    pub join_token: Option<String>,
+    pub join_token_file: Option<String>,
+    pub log_file: Option<String>,
+    pub log_format: Option<String>,
+    pub log_level: Option<String>,
+    pub server_address: Option<String>,
+    pub server_port: Option<u16>,
+    pub socket_path: Option<String>,
+    pub trust_domain: Option<String>,
+    pub trust_bundle: Option<String>,
+    pub trust_bundle_url: Option<String>,
+    pub trust_bundle_format: Option<String>,
+    pub allow_unauthenticated_verifiers: Option<bool>,
+    pub insecure_bootstrap: Option<bool>,
+}
+
+/// Which key manager keeps the agent's private key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyManagerChoice {
+    /// `KeyManager "disk" { directory }`: a restart resumes the stored SVID.
+    Disk(PathBuf),
+    /// `KeyManager "memory"`: a restart attests again.
+    Memory,
+}
+
+/// How the agent proves its node to the server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NodeAttestorChoice {
+    /// A join token (`join_token`, `-joinToken`, `join_token_file`).
+    JoinToken(String),
+    /// `NodeAttestor "x509pop"`.
+    X509Pop(X509PopConfig),
+}
+
+/// The resolved agent settings.
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    /// `trust_domain`.
+    pub trust_domain: TrustDomain,
+    /// `server_address`.
+    pub server_address: String,
+    /// `server_port`.
+    pub server_port: u16,
+    /// `data_dir` (agent-data.json lives here).
+    pub data_dir: PathBuf,
+    /// `socket_path` of the Workload API.
+    pub socket_path: PathBuf,
+    /// The bootstrap trust bundle.
+    pub trust_bundle: TrustBundleSource,
+    /// The node attestor.
+    pub node_attestor: NodeAttestorChoice,
+    /// The key manager.
+    pub key_manager: KeyManagerChoice,
+    /// `plugin_data` of `WorkloadAttestor "unix"` (the only built-in workload attestor).
+    pub unix_workload_attestor: Value,
+    /// `log_level` (upper case).
+    pub log_level: String,
+    /// `log_format`.
+    pub log_format: String,
+    /// `log_file`.
+    pub log_file: Option<PathBuf>,
+    /// `experimental.sync_interval`.
+    pub sync_interval: Duration,
+    /// `x509_svid_cache_max_size`.
+    pub x509_svid_cache_max_size: usize,
+    /// `workload_x509_svid_key_type`.
+    pub workload_key_type: KeyType,
+    /// `allow_unauthenticated_verifiers`.
+    pub allow_unauthenticated_verifiers: bool,
+}
+
+// === impl AgentConfig ===
+
+impl AgentConfig {
+    /// Reads and resolves the file at `path` (with `$VAR` expansion when `expand_env`).
+    pub fn load(path: &Path, expand_env: bool, overrides: &Overrides) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(format!("could not read {}: {e}", path.display())))?;
+        let text = if expand_env {
+            spire_config::expand_env(&text, |k| std::env::var(k).ok())
+        } else {
+            text
+        };
+        Self::from_text(&text, overrides)
+    }
+
+    /// Resolves a configuration given as text.
+    pub fn from_text(text: &str, overrides: &Overrides) -> Result<Self, Error> {
+        let doc = Document::parse(text)?;
+        doc.check_sections(&["agent", "plugins", "telemetry", "health_checks"])?;
+        let agent: AgentSection = doc.section("agent")?;
+        let plugins = Plugins::parse(doc.raw("plugins"), PLUGIN_TYPES)?;
+        resolve(&agent, &plugins, overrides)
+    }
+}
+
+fn config_err(message: impl Into<String>) -> Error {
+    Error::Config(message.into())
+}
+
+fn resolve(agent: &AgentSection, plugins: &Plugins, o: &Overrides) -> Result<AgentConfig, Error> {
+    let pick = |flag: &Option<String>, file: &Option<String>| flag.clone().or_else(|| file.clone());
+    let trust_domain = pick(&o.trust_domain, &agent.trust_domain)
+        .filter(|td| !td.is_empty())
+        .ok_or_else(|| config_err("trust_domain must be configured"))?;
+    let trust_domain = TrustDomain::parse(&trust_domain).map_err(|e| {
+        config_err(format!(
+            "could not parse trust_domain {trust_domain:?}: {e}"
+        ))
+    })?;
+    let server_address = pick(&o.server_address, &agent.server_address)
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| config_err("server_address must be configured"))?;
+    let server_port = o
+        .server_port
+        .or(agent.server_port.map(|p| p.0))
+        .ok_or_else(|| config_err("server_port must be configured"))?;
+    let data_dir = PathBuf::from(pick(&o.data_dir, &agent.data_dir).unwrap_or_else(|| ".".into()));
+    let socket_path = PathBuf::from(
+        pick(&o.socket_path, &agent.socket_path)
+            .unwrap_or_else(|| AgentSection::DEFAULT_SOCKET_PATH.into()),
+    );
+
+    let insecure = o
+        .insecure_bootstrap
+        .or(agent.insecure_bootstrap.map(|b| b.0))
+        .unwrap_or(false);
+    let bundle_path = pick(&o.trust_bundle, &agent.trust_bundle_path);
+    if pick(&o.trust_bundle_url, &agent.trust_bundle_url).is_some() {
+        return Err(config_err(
+            "trust_bundle_url is not supported yet; use trust_bundle_path or insecure_bootstrap",
+        ));
+    }
+    let format = match pick(&o.trust_bundle_format, &agent.trust_bundle_format).as_deref() {
+        None | Some("pem") => TrustBundleFormat::Pem,
+        Some("spiffe") => TrustBundleFormat::Spiffe,
+        Some(other) => {
+            return Err(config_err(format!(
+                "invalid value for trust_bundle_format, expected \"pem\" or \"spiffe\", got {other:?}"
+            )));
+        }
+    };
+    let trust_bundle = match (bundle_path, insecure) {
+        (Some(_), true) => {
+            tracing::warn!("trust_bundle_path is ignored because insecure_bootstrap is set");
+            TrustBundleSource::Insecure
+        }
+        (None, true) => TrustBundleSource::Insecure,
+        (Some(path), false) => TrustBundleSource::Path {
+            path: PathBuf::from(path),
+            format,
+        },
+        (None, false) => {
+            return Err(config_err(
+                "trust_bundle_path or trust_bundle_url must be configured unless insecure_bootstrap is set",
+            ));
+        }
+    };
+
+    let node_attestor = node_attestor(agent, plugins, o)?;
+    let key_manager = match single(plugins, "KeyManager")? {
+        b if b.name == "disk" => {
+            let dir = b
+                .plugin_data
+                .get("directory")
+                .and_then(Value::as_str)
+                .ok_or_else(|| config_err("KeyManager \"disk\": directory must be configured"))?;
+            KeyManagerChoice::Disk(PathBuf::from(dir))
+        }
+        b if b.name == "memory" => KeyManagerChoice::Memory,
+        b => return Err(unsupported(b)),
+    };
+    let mut unix_workload_attestor = None;
+    for block in plugins.of_type("WorkloadAttestor").filter(|b| b.enabled) {
+        match block.name.as_str() {
+            "unix" => unix_workload_attestor = Some(block.plugin_data.clone()),
+            _ => return Err(unsupported(block)),
+        }
+    }
+    let unix_workload_attestor = unix_workload_attestor
+        .ok_or_else(|| config_err("at least one WorkloadAttestor must be configured"))?;
+    if let Some(block) = plugins.of_type("SVIDStore").find(|b| b.enabled) {
+        return Err(unsupported(block));
+    }
+    let workload_key_type = match agent.workload_x509_svid_key_type.as_deref() {
+        None | Some("") => KeyType::EcP256,
+        Some(s) => s
+            .parse()
+            .map_err(|e| config_err(format!("invalid workload_x509_svid_key_type: {e}")))?,
+    };
+
+    Ok(AgentConfig {
+        trust_domain,
+        server_address,
+        server_port,
+        data_dir,
+        socket_path,
+        trust_bundle,
+        node_attestor,
+        key_manager,
+        unix_workload_attestor,
+        log_level: pick(&o.log_level, &agent.log_level)
+            .unwrap_or_else(|| "INFO".into())
+            .to_uppercase(),
+        log_format: pick(&o.log_format, &agent.log_format).unwrap_or_else(|| "text".into()),
+        log_file: pick(&o.log_file, &agent.log_file).map(PathBuf::from),
+        sync_interval: agent.sync_interval(),
+        x509_svid_cache_max_size: agent.x509_svid_cache_max_size() as usize,
+        workload_key_type,
+        allow_unauthenticated_verifiers: o
+            .allow_unauthenticated_verifiers
+            .or(agent.allow_unauthenticated_verifiers.map(|b| b.0))
+            .unwrap_or(false),
+    })
+}
+
+/// A join token (flag, file, config) wins, as in SPIRE; otherwise the one configured
+/// `NodeAttestor`.
+fn node_attestor(
+    agent: &AgentSection,
+    plugins: &Plugins,
+    o: &Overrides,
+) -> Result<NodeAttestorChoice, Error> {
+    let token_file = o.join_token_file.clone().or(agent.join_token_file.clone());
+    let token = match (&o.join_token, token_file) {
+        (Some(token), _) => Some(token.clone()),
+        (None, Some(file)) => Some(
+            std::fs::read_to_string(&file)
+                .map_err(|e| config_err(format!("unable to read join token file {file:?}: {e}")))?
+                .trim()
+                .to_owned(),
+        ),
+        (None, None) => agent.join_token.clone(),
+    }
+    .filter(|t| !t.is_empty());
+    if let Some(token) = token {
+        return Ok(NodeAttestorChoice::JoinToken(token));
+    }
+    let block = single(plugins, "NodeAttestor")?;
+    match block.name.as_str() {
+        "join_token" => Err(config_err(
+            "a join token is required: set join_token, join_token_file or -joinToken",
+        )),
+        "x509pop" => {
+            let path = |key: &str| {
+                block
+                    .plugin_data
+                    .get(key)
+                    .and_then(Value::as_str)
+                    .map(PathBuf::from)
+            };
+            Ok(NodeAttestorChoice::X509Pop(X509PopConfig {
+                private_key_path: path("private_key_path").ok_or_else(|| {
+                    config_err("NodeAttestor \"x509pop\": private_key_path is required")
+                })?,
+                certificate_path: path("certificate_path").ok_or_else(|| {
+                    config_err("NodeAttestor \"x509pop\": certificate_path is required")
+                })?,
+                intermediates_path: path("intermediates_path"),
+            }))
+        }
+        _ => Err(unsupported(block)),
+    }
+}
+
+fn single<'a>(plugins: &'a Plugins, plugin_type: &str) -> Result<&'a PluginBlock, Error> {
+    let mut enabled = plugins.of_type(plugin_type).filter(|b| b.enabled);
+    let first = enabled
+        .next()
+        .ok_or_else(|| config_err(format!("expected one {plugin_type} plugin, got none")))?;
+    if enabled.next().is_some() {
+        return Err(config_err(format!(
+            "expected one {plugin_type} plugin, got more than one"
+        )));
+    }
+    Ok(first)
+}
+
+fn unsupported(block: &PluginBlock) -> Error {
+    config_err(format!(
+        "{} {:?} is not supported by this agent (built-ins: KeyManager disk|memory, \
+         NodeAttestor join_token|x509pop, WorkloadAttestor unix)",
+        block.plugin_type, block.name
+    ))
+}

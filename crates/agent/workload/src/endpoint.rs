@@ -1,0 +1,115 @@
+//! The public Unix socket: Workload API and gRPC health on one listener.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use spire_agent_cache::Cache;
+use spire_proto::workload::spiffe_workload_api_server::SpiffeWorkloadApiServer;
+use tokio::net::UnixListener;
+use tokio::sync::watch;
+use tonic::transport::Server;
+
+use crate::service::stopped;
+use crate::{Error, Result, WorkloadApi, WorkloadAttestor};
+
+/// SPIRE's default agent socket (`socket_path`).
+pub const DEFAULT_SOCKET_PATH: &str = "/tmp/spire-agent/public/api.sock";
+
+/// Endpoint settings (the `agent {}` keys that concern the Workload API).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndpointConfig {
+    /// `socket_path`.
+    pub socket_path: PathBuf,
+    /// `allow_unauthenticated_verifiers`: callers without an identity still get bundles.
+    pub allow_unauthenticated_verifiers: bool,
+}
+
+/// A bound (not yet serving) public socket; see [`Endpoint::bind`].
+#[derive(Debug)]
+pub struct Endpoint {
+    config: EndpointConfig,
+    listener: UnixListener,
+}
+
+// === impl EndpointConfig ===
+
+impl Default for EndpointConfig {
+    fn default() -> Self {
+        Self {
+            socket_path: PathBuf::from(DEFAULT_SOCKET_PATH),
+            allow_unauthenticated_verifiers: false,
+        }
+    }
+}
+
+// === impl Endpoint ===
+
+impl Endpoint {
+    /// Creates the socket: the parent directory (0755) if missing, a stale socket file
+    /// removed (anything else at the path is an error and left alone), the socket bound and
+    /// made 0777 (any local process may call). Clients can connect from here on; requests
+    /// are answered once [`Endpoint::serve`] runs. Call inside a tokio runtime.
+    pub fn bind(config: EndpointConfig) -> Result<Self> {
+        let listener = listen(&config.socket_path)?;
+        Ok(Self { config, listener })
+    }
+
+    /// The socket path.
+    pub fn socket_path(&self) -> &Path {
+        &self.config.socket_path
+    }
+
+    /// Serves `SpiffeWorkloadAPI` and `grpc.health.v1.Health` (SERVING) until `stop` turns
+    /// true (or its sender is dropped); open streams end then too.
+    pub async fn serve(
+        self,
+        cache: Cache,
+        attestors: Vec<Arc<dyn WorkloadAttestor>>,
+        stop: watch::Receiver<bool>,
+    ) -> Result<()> {
+        let path = self.config.socket_path.clone();
+        let incoming = spire_uds::incoming(self.listener);
+        let (health_reporter, health) = tonic_health::server::health_reporter();
+        health_reporter
+            .set_serving::<SpiffeWorkloadApiServer<WorkloadApi>>()
+            .await;
+        let api = WorkloadApi::new(
+            cache,
+            attestors,
+            self.config.allow_unauthenticated_verifiers,
+            stop.clone(),
+        );
+        tracing::info!(path = %path.display(), "serving the Workload API");
+        Server::builder()
+            .add_service(health)
+            .add_service(api.into_server())
+            .serve_with_incoming_shutdown(incoming, stopped(stop))
+            .await?;
+        Ok(())
+    }
+}
+
+/// Binds the public socket at `config.socket_path` and serves on it until `stop` (see
+/// [`Endpoint::bind`] and [`Endpoint::serve`]). Call it once the agent can serve: the socket
+/// appears only then.
+pub async fn serve(
+    config: EndpointConfig,
+    cache: Cache,
+    attestors: Vec<Arc<dyn WorkloadAttestor>>,
+    stop: watch::Receiver<bool>,
+) -> Result<()> {
+    Endpoint::bind(config)?.serve(cache, attestors, stop).await
+}
+
+/// The listener: the one place the transport is chosen. `spire-uds` sets up the socket and
+/// its accepted connections rewrite the `:authority` that gRPC C-core clients (py-spiffe)
+/// send; they still carry SO_PEERCRED as tonic's `UdsConnectInfo`.
+fn listen(path: &Path) -> Result<UnixListener> {
+    spire_uds::bind(path, 0o755, 0o777).map_err(|error| Error::Socket {
+        path: path.to_path_buf(),
+        source: error,
+    })
+}
+
+#[cfg(test)]
+mod tests;
