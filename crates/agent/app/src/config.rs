@@ -55,8 +55,9 @@ pub enum KeyManagerChoice {
 /// How the agent proves its node to the server.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NodeAttestorChoice {
-    /// A join token (`join_token`, `-joinToken`, `join_token_file`).
-    JoinToken(String),
+    /// A join token (`join_token`, `-joinToken`, `join_token_file`); `None` when
+    /// `NodeAttestor "join_token"` is configured without one (enough to resume a stored SVID).
+    JoinToken(Option<String>),
     /// `NodeAttestor "x509pop"`.
     X509Pop(X509PopConfig),
 }
@@ -263,13 +264,11 @@ fn node_attestor(
     }
     .filter(|t| !t.is_empty());
     if let Some(token) = token {
-        return Ok(NodeAttestorChoice::JoinToken(token));
+        return Ok(NodeAttestorChoice::JoinToken(Some(token)));
     }
     let block = single(plugins, "NodeAttestor")?;
     match block.name.as_str() {
-        "join_token" => Err(config_err(
-            "a join token is required: set join_token, join_token_file or -joinToken",
-        )),
+        "join_token" => Ok(NodeAttestorChoice::JoinToken(None)),
         "x509pop" => {
             let path = |key: &str| {
                 block
@@ -311,4 +310,109 @@ fn unsupported(block: &PluginBlock) -> Error {
          NodeAttestor join_token|x509pop, WorkloadAttestor unix)",
         block.plugin_type, block.name
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AGENT: &str = r#"
+agent {
+    data_dir = "./.data"
+    server_address = "127.0.0.1"
+    server_port = "8081"
+    trust_bundle_path = "./conf/agent/dummy_root_ca.crt"
+    trust_domain = "example.org"
+}
+plugins {
+    NodeAttestor "join_token" {
+        plugin_data {}
+    }
+    KeyManager "disk" {
+        plugin_data {
+            directory = "./.data"
+        }
+    }
+    WorkloadAttestor "unix" {
+        plugin_data {}
+    }
+}
+"#;
+
+    fn resolve_text(text: &str, overrides: &Overrides) -> Result<AgentConfig, String> {
+        AgentConfig::from_text(text, overrides).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn stock_shape_resolves_with_spire_defaults() {
+        let config = resolve_text(AGENT, &Overrides::default()).unwrap();
+        assert_eq!(config.trust_domain.name(), "example.org");
+        assert_eq!(config.server_port, 8081);
+        assert_eq!(
+            config.socket_path,
+            PathBuf::from("/tmp/spire-agent/public/api.sock")
+        );
+        assert_eq!(config.key_manager, KeyManagerChoice::Disk("./.data".into()));
+        // No token configured: enough to resume a stored SVID.
+        assert_eq!(config.node_attestor, NodeAttestorChoice::JoinToken(None));
+        assert_eq!(config.sync_interval, Duration::from_secs(5));
+        assert_eq!(config.x509_svid_cache_max_size, 1000);
+        assert!(matches!(
+            config.trust_bundle,
+            TrustBundleSource::Path {
+                format: TrustBundleFormat::Pem,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let overrides = Overrides {
+            join_token: Some("tok".into()),
+            server_port: Some(9999),
+            socket_path: Some("/run/x.sock".into()),
+            insecure_bootstrap: Some(true),
+            ..Overrides::default()
+        };
+        let config = resolve_text(AGENT, &overrides).unwrap();
+        assert_eq!(
+            config.node_attestor,
+            NodeAttestorChoice::JoinToken(Some("tok".into()))
+        );
+        assert_eq!(config.server_port, 9999);
+        assert_eq!(config.socket_path, PathBuf::from("/run/x.sock"));
+        assert_eq!(config.trust_bundle, TrustBundleSource::Insecure);
+    }
+
+    #[test]
+    fn missing_required_settings_and_unknown_plugins_are_named() {
+        let no_td = AGENT.replace("trust_domain = \"example.org\"", "");
+        assert_eq!(
+            resolve_text(&no_td, &Overrides::default()).unwrap_err(),
+            "trust_domain must be configured"
+        );
+        let no_bundle = AGENT.replace("trust_bundle_path = \"./conf/agent/dummy_root_ca.crt\"", "");
+        assert!(
+            resolve_text(&no_bundle, &Overrides::default())
+                .unwrap_err()
+                .contains("insecure_bootstrap")
+        );
+        let docker = AGENT.replace("WorkloadAttestor \"unix\"", "WorkloadAttestor \"docker\"");
+        assert!(
+            resolve_text(&docker, &Overrides::default())
+                .unwrap_err()
+                .contains("WorkloadAttestor \"docker\" is not supported")
+        );
+    }
+
+    #[test]
+    fn spire_stock_agent_conf_resolves() {
+        let Some(dir) = spire_test::shared_testdata("spire-conf") else {
+            return;
+        };
+        let text = std::fs::read_to_string(dir.join("agent.conf")).unwrap();
+        let config = resolve_text(&text, &Overrides::default()).unwrap();
+        assert_eq!(config.trust_domain.name(), "example.org");
+    }
 }

@@ -22,7 +22,10 @@ pub async fn run(
     stop: watch::Receiver<bool>,
 ) -> Result<(), Error> {
     let node_attestor: Arc<dyn NodeAttestor> = match &config.node_attestor {
-        NodeAttestorChoice::JoinToken(token) => Arc::new(JoinTokenAttestor::new(token.clone())?),
+        NodeAttestorChoice::JoinToken(Some(token)) => {
+            Arc::new(JoinTokenAttestor::new(token.clone())?)
+        }
+        NodeAttestorChoice::JoinToken(None) => Arc::new(JoinTokenAttestor::without_token()),
         NodeAttestorChoice::X509Pop(x509pop) => Arc::new(X509PopAttestor::new(x509pop.clone())?),
     };
     let key_manager: Arc<dyn KeyManager> = match &config.key_manager {
