@@ -29,7 +29,7 @@ pub fn init_logging(level: &str, format: &str, file: Option<&Path>) -> anyhow::R
         EnvFilter::try_from_env("SPIRE_LOG").unwrap_or_else(|_| EnvFilter::new(directives));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(file.is_none()); // no colour codes in log files
+        .with_ansi(file.is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr())); // colour only on a terminal
     let writer = match file {
         Some(path) => {
             let file = std::fs::OpenOptions::new()
