@@ -118,6 +118,9 @@ pub struct ExperimentalSection {
     pub sql_transaction_timeout: Option<GoDuration>,
     #[serde(default)]
     pub feature_flags: Vec<String>,
+    /// spire-rs only: do not serve `spirers.server.push.v1.Push`, so agents fall back to
+    /// polling every `sync_interval` as they do against a SPIRE server (benchmarks, tests).
+    pub disable_push: Option<LenientBool>,
 }
 
 /// `health_checks { listener_enabled, bind_address, bind_port, live_path, ready_path }`.

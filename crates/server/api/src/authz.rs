@@ -8,6 +8,7 @@
 //! requests carry an [`AuthorizedCaller`] extension to the handler.
 
 mod policy;
+pub(crate) mod revoked;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -18,7 +19,7 @@ use std::task::{Context, Poll};
 use spire_id::SpiffeId;
 use spire_proto::spire::api::types::PermissionDeniedDetails;
 use spire_proto::spire::api::types::permission_denied_details::Reason;
-use spire_server_datastore::{AttestedNode, DataStore, ListEntries, NodeMask};
+use spire_server_datastore::{AttestedNode, DataStore, ListEntries};
 use spire_time::SharedClock;
 use tonic::body::Body;
 use tonic::codegen::Service;
@@ -247,72 +248,21 @@ impl Authorizer {
     /// SPIRE's agent check: an attested, unbanned node whose current SVID this is, not
     /// expired. Presenting the SVID of the last renewal makes it current.
     async fn check_agent(&self, svid: &PeerSvid) -> Result<(), Status> {
-        let id = svid.id.to_string();
         if self.clock.unix_seconds() > svid.expires_at {
             return Err(permission_denied(
                 Reason::AgentExpired,
-                &format!("agent {id:?} SVID is expired"),
+                &format!("agent {:?} SVID is expired", svid.id.to_string()),
             ));
         }
-        let node = self
-            .datastore
-            .fetch_attested_node(&svid.id)
-            .await
-            .map_err(|e| {
-                make_err(
-                    Code::Internal,
-                    "unable to look up agent information",
-                    Some(&e),
-                )
-            })?
-            .ok_or_else(|| {
-                permission_denied(
-                    Reason::AgentNotAttested,
-                    &format!("agent {id:?} is not attested"),
-                )
-            })?;
-        if node.cert_serial_number.is_empty() {
-            return Err(permission_denied(
-                Reason::AgentBanned,
-                &format!("agent {id:?} is banned"),
-            ));
-        }
-        if node.cert_serial_number == svid.serial_number {
+        let node = self.attested_node(&svid.id).await?;
+        if !judge(&node, svid)? {
             return Ok(());
         }
-        if !node.new_cert_serial_number.is_empty()
-            && node.new_cert_serial_number == svid.serial_number
-        {
-            return self.promote_new_svid(node).await;
-        }
-        Err(permission_denied(
-            Reason::AgentNotActive,
-            &format!(
-                "agent {id:?} expected to have serial number {:?}; has {:?}",
-                node.cert_serial_number, svid.serial_number
-            ),
-        ))
-    }
-
-    /// The agent uses the SVID of its last renewal: it becomes the current one.
-    async fn promote_new_svid(&self, node: AttestedNode) -> Result<(), Status> {
-        let promoted = AttestedNode {
-            cert_serial_number: node.new_cert_serial_number.clone(),
-            cert_not_after: node.new_cert_not_after,
-            new_cert_serial_number: String::new(),
-            new_cert_not_after: 0,
-            ..node
-        };
-        let mask = NodeMask {
-            attestation_type: false,
-            cert_serial_number: true,
-            cert_not_after: true,
-            new_cert_serial_number: true,
-            new_cert_not_after: true,
-            can_reattest: false,
-        };
-        self.datastore
-            .update_attested_node(promoted, Some(mask))
+        // The SVID of the last renewal becomes the current one, in one conditional write: a
+        // ban or an eviction that lands after the read above is never undone.
+        let promoted = self
+            .datastore
+            .promote_node_serial(&svid.id, &node.cert_serial_number, &svid.serial_number)
             .await
             .map_err(|e| {
                 make_err(
@@ -321,8 +271,61 @@ impl Authorizer {
                     Some(&e),
                 )
             })?;
+        if promoted {
+            return Ok(());
+        }
+        // The node changed since it was read (banned, evicted, renewed, or promoted by a
+        // concurrent call): judge it as it is now.
+        let node = self.attested_node(&svid.id).await?;
+        if judge(&node, svid)? {
+            return Err(not_active(&node, svid));
+        }
         Ok(())
     }
+
+    /// The stored node of `id`; `AGENT_NOT_ATTESTED` when there is none.
+    async fn attested_node(&self, id: &SpiffeId) -> Result<AttestedNode, Status> {
+        self.datastore
+            .fetch_attested_node(id)
+            .await
+            .map_err(|e| {
+                make_err(
+                    Code::Internal,
+                    "unable to look up agent information",
+                    Some(&e),
+                )
+            })?
+            .ok_or_else(|| revoked::denied(id, Reason::AgentNotAttested))
+    }
+}
+
+/// SPIRE's serial check of `svid` against its stored node: `Ok(false)` for the node's
+/// current SVID, `Ok(true)` for the SVID of its last renewal (to be made current), a denial
+/// otherwise (banned, or another serial).
+fn judge(node: &AttestedNode, svid: &PeerSvid) -> Result<bool, Status> {
+    if node.cert_serial_number.is_empty() {
+        return Err(revoked::denied(&svid.id, Reason::AgentBanned));
+    }
+    if node.cert_serial_number == svid.serial_number {
+        return Ok(false);
+    }
+    if !node.new_cert_serial_number.is_empty() && node.new_cert_serial_number == svid.serial_number
+    {
+        return Ok(true);
+    }
+    Err(not_active(node, svid))
+}
+
+fn not_active(node: &AttestedNode, svid: &PeerSvid) -> Status {
+    permission_denied(
+        Reason::AgentNotActive,
+        &format!(
+            "agent {:?} expected to have serial number {:?}; has {:?}",
+            svid.id.to_string(),
+            node.cert_serial_number,
+            svid.serial_number
+        ),
+    )
 }
 
 /// The `PermissionDeniedDetails` carried by an agent-authorization denial (the

@@ -304,6 +304,7 @@ impl Entry for EntryService {
         let (replies, stream) = mpsc::channel(2);
         tokio::spawn(authorized::sync(
             self.config.feed.clone(),
+            self.config.datastore.clone(),
             agent,
             request.into_inner(),
             replies,

@@ -79,6 +79,9 @@ pub struct ApiContext {
     pub entries: Arc<ChangeFeed>,
     /// The configured NodeAttestors by name (`AttestAgent`'s `data.type`); none by default.
     pub node_attestors: Arc<NodeAttestors>,
+    /// Serve `spirers.server.push.v1.Push` (default true). When false the service is not
+    /// routed and Watch answers Unimplemented, as a SPIRE server does: agents then poll.
+    pub push: bool,
 }
 
 /// Where the server's current X509-SVID chain (leaf first, DER) can be read.
@@ -110,6 +113,7 @@ impl ApiContext {
             admin_ids: Vec::new(),
             default_x509_svid_ttl: Duration::from_secs(3600),
             server_svid: None,
+            push: true,
         }
     }
 }
@@ -136,14 +140,14 @@ pub fn admin_routes(ctx: &ApiContext) -> Routes {
 }
 
 /// The services of the TCP (mTLS) listener: Agent, Bundle, Entry, SVID, TrustDomain,
-/// LocalAuthority and spire-rs's Push, each wrapped by the authorization check. Debug, Health
-/// and Logger are not routed (`Unimplemented`).
+/// LocalAuthority and spire-rs's Push (unless [`ApiContext::push`] is false), each wrapped by
+/// the authorization check. Debug, Health and Logger are not routed (`Unimplemented`).
 pub fn tcp_routes(ctx: &ApiContext) -> Routes {
     common_routes(ctx, &Authorizer::new(ctx))
 }
 
 fn common_routes(ctx: &ApiContext, authorizer: &Authorizer) -> Routes {
-    Routes::new(Authorized::new(
+    let routes = Routes::new(Authorized::new(
         AgentServer::new(agent::AgentService::new(agent::Config::from(ctx))),
         authorizer.clone(),
     ))
@@ -160,8 +164,11 @@ fn common_routes(ctx: &ApiContext, authorizer: &Authorizer) -> Routes {
         authorizer.clone(),
     ))
     .add_service(Authorized::new(stubs::TrustDomain, authorizer.clone()))
-    .add_service(Authorized::new(stubs::LocalAuthority, authorizer.clone()))
-    .add_service(Authorized::new(
+    .add_service(Authorized::new(stubs::LocalAuthority, authorizer.clone()));
+    if !ctx.push {
+        return routes;
+    }
+    routes.add_service(Authorized::new(
         PushServer::new(push::PushService::new(push::Config::from(ctx))),
         authorizer.clone(),
     ))

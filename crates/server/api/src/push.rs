@@ -8,6 +8,10 @@
 //! when a fingerprint changed. The feed is a latest-value channel and the stream buffers at
 //! most one message, so a slow agent gets one message summing up everything it missed; it
 //! never falls behind and nothing is lost, because each message only means "synchronise".
+//!
+//! A stream lives only as long as its agent's standing: at the first feed change after the
+//! agent is evicted or banned, it ends with the agent authorizer's `PermissionDenied` (and
+//! its details reason), through the service's shared [`AgentGate`].
 
 use std::collections::BTreeSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -16,11 +20,13 @@ use std::sync::Arc;
 use spire_id::{SpiffeId, TrustDomain};
 use spire_proto::spirers::server::push::v1::{WatchRequest, WatchResponse, push_server::Push};
 use spire_server_cache::{ChangeFeed, FeedState};
+use spire_server_datastore::DataStore;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status};
 
 use crate::ApiContext;
+use crate::authz::revoked::AgentGate;
 use crate::entry::authorized::caller_id;
 use crate::status::make_err;
 
@@ -31,12 +37,15 @@ pub struct Config {
     pub trust_domain: TrustDomain,
     /// The feed every stream follows.
     pub feed: Arc<ChangeFeed>,
+    /// Where the standing of agents is read (evictions, bans).
+    pub datastore: Arc<dyn DataStore>,
 }
 
 /// The Push service.
 #[derive(Clone, Debug)]
 pub struct PushService {
     config: Config,
+    agents: Arc<AgentGate>,
 }
 
 /// One stream's view of its agent.
@@ -44,6 +53,9 @@ struct Watcher {
     feed: Arc<ChangeFeed>,
     trust_domain: TrustDomain,
     agent: SpiffeId,
+    agents: Arc<AgentGate>,
+    /// The gate epoch this stream last checked against.
+    epoch: u64,
     entries: u64,
     bundles: u64,
     federates_with: BTreeSet<TrustDomain>,
@@ -56,6 +68,7 @@ impl From<&ApiContext> for Config {
         Self {
             trust_domain: ctx.trust_domain.clone(),
             feed: ctx.entries.clone(),
+            datastore: ctx.datastore.clone(),
         }
     }
 }
@@ -65,7 +78,8 @@ impl From<&ApiContext> for Config {
 impl PushService {
     /// A service over `config`.
     pub fn new(config: Config) -> Self {
-        Self { config }
+        let agents = Arc::new(AgentGate::new(config.datastore.clone()));
+        Self { config, agents }
     }
 }
 
@@ -81,10 +95,14 @@ impl Push for PushService {
         let feed = self.config.feed.clone();
         // Subscribe before reading, so a change made meanwhile is seen by the first compare.
         let states = feed.subscribe();
+        // After subscribing: a ban that lands later is seen at the next change.
+        let epoch = self.agents.open(&agent).await?;
         let mut watcher = Watcher {
             feed,
             trust_domain: self.config.trust_domain.clone(),
             agent,
+            agents: self.agents.clone(),
+            epoch,
             entries: 0,
             bundles: 0,
             federates_with: BTreeSet::new(),
@@ -125,7 +143,8 @@ impl Watcher {
             let state = *states.borrow_and_update();
             let reloaded = state.loads != seen.loads;
             let mut entries_changed = false;
-            if reloaded || state.entries_revision != seen.entries_revision {
+            let entries_moved = reloaded || state.entries_revision != seen.entries_revision;
+            if entries_moved {
                 match self.refresh_entries().await {
                     Ok(changed) => entries_changed = changed,
                     Err(status) => {
@@ -145,6 +164,18 @@ impl Watcher {
                     bundles_changed,
                 };
                 if messages.send(Ok(message)).await.is_err() {
+                    return;
+                }
+            }
+            // Evictions and bans are node events: they move the entries revision. Checked
+            // after the message above, so that its revision stays close to what was compared.
+            if entries_moved {
+                let standing = self
+                    .agents
+                    .check(&self.agent, state.revision, &mut self.epoch)
+                    .await;
+                if let Err(status) = standing {
+                    let _ = messages.send(Err(status)).await;
                     return;
                 }
             }

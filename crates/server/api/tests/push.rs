@@ -123,6 +123,18 @@ async fn only_agents_may_watch() {
     assert_eq!(status.code(), Code::PermissionDenied);
 }
 
+#[tokio::test]
+async fn without_push_watch_is_unimplemented_as_on_a_spire_server() {
+    let h = Harness::start_with(|ctx| ctx.push = false).await;
+    add_agent(h.ds.as_ref(), h.now()).await;
+    let request = as_peer(&id(AGENT).to_string(), SERIAL, WatchRequest {});
+    let status = PushClient::new(h.tcp_channel.clone())
+        .watch(request)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unimplemented);
+}
+
 /// A uniquely named PostgreSQL database, dropped when the test ends.
 struct PgDatabase {
     admin_url: String,

@@ -90,6 +90,9 @@ pub struct ServerConfig {
     /// by other servers (this server's own writes are followed at once). Default 1 s (SPIRE:
     /// 5 s).
     pub cache_reload_interval: Duration,
+    /// `experimental.disable_push` (spire-rs only, default false): the push service is not
+    /// routed, so Watch answers Unimplemented as on a SPIRE server and agents only poll.
+    pub disable_push: bool,
 }
 
 /// `DataStore "sql"` plugin data. SPIRE's pool-size, read-replica and TLS keys are accepted
@@ -297,6 +300,11 @@ impl ServerConfig {
                 .and_then(|e| e.cache_reload_interval.as_ref())
                 .map_or(Duration::from_secs(1), |d| d.0)
                 .max(Duration::from_millis(10)),
+            disable_push: s
+                .experimental
+                .as_ref()
+                .and_then(|e| e.disable_push)
+                .is_some_and(|b| b.0),
         })
     }
 }

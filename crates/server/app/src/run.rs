@@ -102,6 +102,7 @@ pub async fn run(
     context.default_x509_svid_ttl = config.ca.default_x509_svid_ttl;
     context.server_svid = Some(Arc::new(svid_rx) as Arc<dyn SvidSource>);
     context.node_attestors = Arc::new(node_attestors(&config, &datastore, &clock)?);
+    context.push = !config.disable_push;
 
     let uds_listener = uds::bind_admin_socket(&config.socket_path)?;
     let addr: SocketAddr = format!("{}:{}", config.bind_address, config.bind_port)
@@ -110,7 +111,7 @@ pub async fn run(
     let tcp_listener = TcpListener::bind(addr)
         .await
         .map_err(|e| Error::io(format!("binding {addr}"), e))?;
-    let tls_config = Arc::new(tls::server_config(resolver, verifier)?);
+    let tls_config = Arc::new(tls::server_config(resolver, verifier, clock.clone())?);
     tracing::info!(
         trust_domain = %config.trust_domain,
         admin_socket = %config.socket_path.display(),
@@ -305,6 +306,11 @@ async fn accept_tls(
             // Stopping: close the listener.
             _ = stop.changed() => return,
         };
+        // gRPC writes small frames and waits for the answer: with Nagle's algorithm each
+        // reply could sit behind the peer's delayed ACK (~40 ms per round trip).
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%peer, %error, "could not set TCP_NODELAY");
+        }
         let acceptor = acceptor.clone();
         let connections = connections.clone();
         tokio::spawn(async move {

@@ -3,7 +3,7 @@
 //! certificates are verified against the current trust bundle. Client certificates are
 //! optional (agents attest without one); what a caller may do is decided per method by the
 //! API's authorization layer. Session resumption is off, so every connection is verified
-//! against the bundle as it is now.
+//! against the bundle as it is now. Certificate time comes from the injected clock.
 
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -19,6 +19,7 @@ use rustls::{
     DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
 };
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
+use spire_time::SharedClock;
 
 use crate::Error;
 
@@ -32,6 +33,10 @@ pub(crate) struct SvidResolver {
 pub(crate) struct BundleVerifier {
     inner: RwLock<Arc<dyn ClientCertVerifier>>,
 }
+
+/// rustls's clock, read from ours.
+#[derive(Debug)]
+struct ClockTime(SharedClock);
 
 // === impl SvidResolver ===
 
@@ -162,16 +167,33 @@ impl ClientCertVerifier for BundleVerifier {
     }
 }
 
-/// The TCP listener's rustls configuration: TLS 1.2+, ALPN h2, no session resumption.
+// === impl ClockTime ===
+
+impl rustls::time_provider::TimeProvider for ClockTime {
+    fn current_time(&self) -> Option<UnixTime> {
+        self.0
+            .now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .map(UnixTime::since_unix_epoch)
+    }
+}
+
+/// The TCP listener's rustls configuration: TLS 1.2+, ALPN h2, no session resumption, client
+/// certificates checked at `clock`'s time.
 pub(crate) fn server_config(
     resolver: Arc<SvidResolver>,
     verifier: Arc<BundleVerifier>,
+    clock: SharedClock,
 ) -> Result<ServerConfig, Error> {
-    let mut config = ServerConfig::builder_with_provider(Arc::new(aws_lc_rs::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Tls(e.to_string()))?
-        .with_client_cert_verifier(verifier)
-        .with_cert_resolver(resolver);
+    let mut config = ServerConfig::builder_with_details(
+        Arc::new(aws_lc_rs::default_provider()),
+        Arc::new(ClockTime(clock)),
+    )
+    .with_safe_default_protocol_versions()
+    .map_err(|e| Error::Tls(e.to_string()))?
+    .with_client_cert_verifier(verifier)
+    .with_cert_resolver(resolver);
     config.alpn_protocols = vec![b"h2".to_vec()];
     // A resumed session would skip client-certificate verification against the current
     // bundle (SPIRE 1.14.3, #6715): no tickets, no session cache.
@@ -202,3 +224,6 @@ impl rustls::server::ProducesTickets for NoTickets {
         None
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -113,3 +113,18 @@ fn flags_override_the_file_and_unknown_plugins_are_refused() {
     .to_string();
     assert!(err.contains("trust_domain"), "{err}");
 }
+
+#[test]
+fn push_is_on_unless_experimental_disable_push() {
+    let dir = tempfile::tempdir().unwrap();
+    let config =
+        ServerConfig::from_text(&config_text(dir.path(), 8081, ""), &Overrides::default()).unwrap();
+    assert!(!config.disable_push);
+    let text = config_text(
+        dir.path(),
+        8081,
+        "experimental {\n        disable_push = true\n    }",
+    );
+    let config = ServerConfig::from_text(&text, &Overrides::default()).unwrap();
+    assert!(config.disable_push);
+}

@@ -197,6 +197,38 @@ impl SqlStore {
         tx.finish(outcome).await
     }
 
+    /// One `UPDATE … WHERE` that checks the expected serials, so it cannot race a ban.
+    pub(crate) async fn promote_node_serial_impl(
+        &self,
+        spiffe_id: &SpiffeId,
+        expected_current: &str,
+        new_serial: &str,
+    ) -> DsResult<bool> {
+        if expected_current.is_empty() || new_serial.is_empty() {
+            // An empty current serial is a ban; an empty new serial, nothing to promote.
+            return Ok(false);
+        }
+        let id = spiffe_id.to_string();
+        let mut tx = self.begin_write().await?;
+        let outcome = async {
+            let mut sql = Sql::new(
+                "UPDATE attested_nodes SET cert_serial_number = new_cert_serial_number, \
+                 cert_not_after = new_cert_not_after, new_cert_serial_number = '', \
+                 new_cert_not_after = 0 WHERE spiffe_id = ",
+            );
+            sql.bind(id.clone()).push(" AND cert_serial_number = ");
+            sql.bind(expected_current.to_owned())
+                .push(" AND new_cert_serial_number = ");
+            sql.bind(new_serial.to_owned());
+            Ok(sql.execute(tx.conn()).await? == 1)
+        }
+        .await;
+        if matches!(outcome, Ok(true)) {
+            tx.record(Aggregate::AttestedNode, id, ChangeOp::Updated);
+        }
+        tx.finish(outcome).await
+    }
+
     pub(crate) async fn delete_node_impl(&self, spiffe_id: &SpiffeId) -> DsResult<AttestedNode> {
         let mut tx = self.begin_write().await?;
         let outcome = async {

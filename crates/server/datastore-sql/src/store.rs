@@ -310,6 +310,16 @@ impl DataStore for SqlStore {
         self.update_node_impl(node, mask).await
     }
 
+    async fn promote_node_serial(
+        &self,
+        spiffe_id: &SpiffeId,
+        expected_current: &str,
+        new_serial: &str,
+    ) -> DsResult<bool> {
+        self.promote_node_serial_impl(spiffe_id, expected_current, new_serial)
+            .await
+    }
+
     async fn delete_attested_node(&self, spiffe_id: &SpiffeId) -> DsResult<AttestedNode> {
         self.delete_node_impl(spiffe_id).await
     }

@@ -138,6 +138,18 @@ pub trait DataStore: Send + Sync + std::fmt::Debug + 'static {
         node: AttestedNode,
         mask: Option<NodeMask>,
     ) -> Result<AttestedNode>;
+    /// Makes the node's new SVID its current one (`cert_*` ← `new_cert_*`, `new_cert_*`
+    /// cleared) in one conditional write: only while its current serial is still
+    /// `expected_current` (non-empty, so not banned) and its new serial is `new_serial`. A
+    /// ban, an eviction or a renewal landing after the caller read the node is never undone.
+    /// Returns whether it wrote (then with an `Updated` change event); a missing node is
+    /// `false`, not an error.
+    async fn promote_node_serial(
+        &self,
+        spiffe_id: &SpiffeId,
+        expected_current: &str,
+        new_serial: &str,
+    ) -> Result<bool>;
     /// Deletes a node and its selectors, returning it.
     async fn delete_attested_node(&self, spiffe_id: &SpiffeId) -> Result<AttestedNode>;
     /// Replaces the selectors of a node (which need not exist yet, as in SPIRE).

@@ -7,6 +7,10 @@
 //! `created_at`), and then answers each client message of `ids` with those entries. Every
 //! reply sequence ends with a message whose `more` is false. One snapshot of the authorized
 //! set serves the whole stream, so ids are answered from the set whose revisions were sent.
+//! While a paged stream waits for the agent's next message, each change the feed reports is
+//! checked against the agent's standing: evicted or banned, the stream ends with the agent
+//! authorizer's `PermissionDenied` (and its details reason). Such streams are short-lived, so
+//! the check reads the agent's node directly.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,11 +21,12 @@ use spire_proto::spire::api::server::entry::v1::{
 };
 use spire_proto::spire::api::types;
 use spire_server_cache::ChangeFeed;
-use spire_server_datastore::RegistrationEntry;
+use spire_server_datastore::{DataStore, RegistrationEntry};
 use tokio::sync::mpsc;
 use tonic::{Code, Request, Status, Streaming};
 
 use crate::AuthorizedCaller;
+use crate::authz::revoked::check_node;
 use crate::convert::{apply_entry_mask, entry_to_proto};
 use crate::status::make_err;
 
@@ -71,10 +76,13 @@ pub(crate) fn masked(entry: &RegistrationEntry, mask: Option<&types::EntryMask>)
 /// Serves one SyncAuthorizedEntries stream until the client closes it (or goes away).
 pub(crate) async fn sync(
     feed: Arc<ChangeFeed>,
+    datastore: Arc<dyn DataStore>,
     agent: SpiffeId,
     mut requests: Streaming<SyncAuthorizedEntriesRequest>,
     replies: mpsc::Sender<SyncReply>,
 ) {
+    // Before anything is read: a ban that lands later is seen at the next change.
+    let mut states = feed.subscribe();
     let first = match requests.message().await {
         Ok(Some(first)) => first,
         Ok(None) => return,
@@ -100,6 +108,10 @@ pub(crate) async fn sync(
         send_entries(&replies, entries.iter().map(Arc::as_ref), mask.as_ref()).await;
         return;
     }
+    if let Err(status) = check_node(datastore.as_ref(), &agent).await {
+        let _ = replies.send(Err(status)).await;
+        return;
+    }
     if !send_revisions(&replies, &entries).await {
         return;
     }
@@ -107,8 +119,30 @@ pub(crate) async fn sync(
         .iter()
         .map(|e| (e.id.as_str(), e.as_ref()))
         .collect();
+    let mut seen = *states.borrow_and_update();
+    let mut following = true;
     loop {
-        let request = match requests.message().await {
+        let message = tokio::select! {
+            message = requests.message() => message,
+            changed = states.changed(), if following => {
+                if changed.is_err() {
+                    // The server is going away; the client decides when the stream ends.
+                    following = false;
+                    continue;
+                }
+                let state = *states.borrow_and_update();
+                // Evictions and bans are node events: they move the entries revision.
+                let moved =
+                    state.entries_revision != seen.entries_revision || state.loads != seen.loads;
+                seen = state;
+                if moved && let Err(status) = check_node(datastore.as_ref(), &agent).await {
+                    let _ = replies.send(Err(status)).await;
+                    return;
+                }
+                continue;
+            }
+        };
+        let request = match message {
             Ok(Some(request)) => request,
             Ok(None) => return,
             Err(status) => {

@@ -10,7 +10,8 @@ use crate::harness::{Harness, id, sels};
 both_backends!(
     node_lifecycle_and_events,
     node_selectors_before_node,
-    node_filters_and_paging
+    node_filters_and_paging,
+    node_serial_promotion
 );
 
 fn node(name: &str, serial: &str, not_after: i64) -> AttestedNode {
@@ -238,4 +239,119 @@ async fn node_filters_and_paging(h: Harness) {
         }
     }
     assert_eq!(seen, ["a", "b", "c", "d"]);
+}
+
+/// The conditional promotion behind the agent authorizer: it writes only while the node is
+/// as read (current serial, pending new serial, not banned), so a ban or an eviction that
+/// lands in between is never undone.
+async fn node_serial_promotion(h: Harness) {
+    let mut n = node("p", "1", 100);
+    n.new_cert_serial_number = "2".to_owned();
+    n.new_cert_not_after = 200;
+    h.store.create_attested_node(n.clone()).await.unwrap();
+    let before = h.store.latest_revision().await.unwrap();
+
+    assert!(
+        !h.store
+            .promote_node_serial(&n.spiffe_id, "7", "2")
+            .await
+            .unwrap(),
+        "another current serial"
+    );
+    assert!(
+        !h.store
+            .promote_node_serial(&n.spiffe_id, "1", "3")
+            .await
+            .unwrap(),
+        "another new serial"
+    );
+    assert_eq!(h.store.latest_revision().await.unwrap(), before, "no event");
+
+    assert!(
+        h.store
+            .promote_node_serial(&n.spiffe_id, "1", "2")
+            .await
+            .unwrap()
+    );
+    let promoted = h
+        .store
+        .fetch_attested_node(&n.spiffe_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            promoted.cert_serial_number.as_str(),
+            promoted.cert_not_after,
+            promoted.new_cert_serial_number.as_str(),
+            promoted.new_cert_not_after
+        ),
+        ("2", 200, "", 0)
+    );
+    let events = h.store.list_change_events(before, 10).await.unwrap();
+    let ops: Vec<_> = events
+        .iter()
+        .map(|e| (e.aggregate, e.key.as_str(), e.op))
+        .collect();
+    assert_eq!(
+        ops,
+        [(
+            Aggregate::AttestedNode,
+            "spiffe://example.org/spire/agent/join_token/p",
+            ChangeOp::Updated
+        )]
+    );
+    assert!(
+        !h.store
+            .promote_node_serial(&n.spiffe_id, "1", "2")
+            .await
+            .unwrap(),
+        "already promoted"
+    );
+
+    // Renewed again, then banned before the new SVID is first used.
+    let mut renewed = promoted.clone();
+    renewed.new_cert_serial_number = "3".to_owned();
+    renewed.new_cert_not_after = 300;
+    h.store.update_attested_node(renewed, None).await.unwrap();
+    let mut banned = promoted.clone();
+    banned.cert_serial_number = String::new();
+    banned.new_cert_serial_number = String::new();
+    let ban = NodeMask {
+        attestation_type: false,
+        cert_serial_number: true,
+        cert_not_after: false,
+        new_cert_serial_number: true,
+        new_cert_not_after: false,
+        can_reattest: false,
+    };
+    h.store
+        .update_attested_node(banned, Some(ban))
+        .await
+        .unwrap();
+    for (current, new) in [("2", "3"), ("", ""), ("", "3")] {
+        assert!(
+            !h.store
+                .promote_node_serial(&n.spiffe_id, current, new)
+                .await
+                .unwrap(),
+            "{current:?} → {new:?} must not lift the ban"
+        );
+    }
+    let stored = h
+        .store
+        .fetch_attested_node(&n.spiffe_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stored.cert_serial_number.is_empty() && stored.new_cert_serial_number.is_empty());
+
+    // Evicted: nothing to promote, and no error.
+    h.store.delete_attested_node(&n.spiffe_id).await.unwrap();
+    assert!(
+        !h.store
+            .promote_node_serial(&n.spiffe_id, "2", "3")
+            .await
+            .unwrap()
+    );
 }
