@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use spire_agent_manager::{Manager, ManagerConfig};
-use spire_agent_plugin::keymanager::{DiskKeyManager, KeyManager, MemoryKeyManager};
+use spire_agent_plugin::keymanager::{self, KeyManager, MemoryKeyManager};
 use spire_agent_plugin::nodeattestor::{JoinTokenAttestor, NodeAttestor, X509PopAttestor};
 use spire_agent_workload::{Endpoint, EndpointConfig, UnixAttestor, WorkloadAttestor};
 use spire_time::SharedClock;
@@ -29,7 +29,7 @@ pub async fn run(
         NodeAttestorChoice::X509Pop(x509pop) => Arc::new(X509PopAttestor::new(x509pop.clone())?),
     };
     let key_manager: Arc<dyn KeyManager> = match &config.key_manager {
-        KeyManagerChoice::Disk(directory) => Arc::new(DiskKeyManager::open(directory)?),
+        KeyManagerChoice::Disk(directory) => Arc::new(keymanager::open_disk(directory)?),
         KeyManagerChoice::Memory => Arc::new(MemoryKeyManager::new()),
     };
     let unix: Arc<dyn WorkloadAttestor> = Arc::new(UnixAttestor::from_plugin_data(

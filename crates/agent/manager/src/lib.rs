@@ -60,6 +60,13 @@ pub enum Error {
 /// Result alias for manager calls.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Key manager failures surface as plugin failures.
+impl From<spire_agent_plugin::keymanager::Error> for Error {
+    fn from(e: spire_agent_plugin::keymanager::Error) -> Self {
+        Self::Plugin(e.into())
+    }
+}
+
 impl Error {
     pub(crate) fn rpc(call: &'static str) -> impl FnOnce(tonic::Status) -> Self {
         move |status| Self::Rpc { call, status }

@@ -7,7 +7,8 @@
 
 pub mod keymanager;
 pub mod nodeattestor;
-pub mod private_file;
+
+pub use spire_keymanager::private_file;
 
 /// A plugin failure.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +34,9 @@ pub enum Error {
         /// The library's description.
         message: String,
     },
+    /// A key manager (or a private file write) failed.
+    #[error(transparent)]
+    KeyManager(#[from] spire_keymanager::Error),
     /// The server sent something the plugin cannot answer (e.g. a malformed challenge).
     #[error("{0}")]
     Protocol(String),

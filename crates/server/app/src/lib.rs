@@ -43,6 +43,13 @@ pub enum Error {
     Serve(#[from] tonic::transport::Error),
 }
 
+/// Key manager failures surface as plugin failures.
+impl From<spire_server_plugin::keymanager::Error> for Error {
+    fn from(e: spire_server_plugin::keymanager::Error) -> Self {
+        Self::Plugin(e.into())
+    }
+}
+
 impl Error {
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Self::Io {

@@ -50,6 +50,13 @@ pub enum Error {
 /// Result alias for CA calls.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Key manager failures surface as plugin failures.
+impl From<spire_server_plugin::keymanager::Error> for Error {
+    fn from(e: spire_server_plugin::keymanager::Error) -> Self {
+        Self::Plugin(e.into())
+    }
+}
+
 /// Hex form of a key identifier, the "authority ID" SPIRE shows for CAs and keys.
 pub fn authority_id(spki_der: &[u8]) -> String {
     // rcgen's default key identifier (RFC 7093 method 1): SHA-256 over the SPKI, first 160 bits.

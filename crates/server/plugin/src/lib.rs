@@ -34,6 +34,9 @@ pub enum Error {
         /// The library's description.
         message: String,
     },
+    /// A key manager failed.
+    #[error(transparent)]
+    KeyManager(#[from] spire_keymanager::Error),
     /// A request to the plugin was malformed (e.g. a bad CSR).
     #[error("{0}")]
     InvalidRequest(String),

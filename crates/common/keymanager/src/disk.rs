@@ -1,7 +1,8 @@
+//! `KeyManager "disk"`.
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
 
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -9,21 +10,21 @@ use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 use spire_svid::KeyType;
 
-use super::{Key, KeyManager};
+use crate::key::KeyMap;
 use crate::private_file::{tighten_mode, write_atomically};
-use crate::{Error, Result};
+use crate::{Error, Key, KeyManager, Result};
 
-/// The file name SPIRE's disk key manager uses inside `directory`.
-pub const KEYS_FILE: &str = "keys.json";
-
-/// `KeyManager "disk"` (`directory`): keys persist in `<directory>/keys.json`, mode 0600,
-/// rewritten atomically on every change, so a restarted agent resumes with its SVID key.
+/// `KeyManager "disk"`: keys persist in one JSON file (the server's `keys_path`, the agent's
+/// `<directory>/keys.json`), mode 0600, rewritten atomically on every change (temporary
+/// file, fsync, rename, fsync of the directory), so a restarted server continues with the
+/// same CA, a restarted agent with its SVID key, and a crash never leaves a torn file.
 #[derive(Debug)]
 pub struct DiskKeyManager {
     path: PathBuf,
-    keys: Mutex<BTreeMap<String, Key>>,
+    keys: KeyMap,
 }
 
+/// The on-disk document.
 #[derive(Serialize, Deserialize)]
 struct KeysFile {
     keys: Vec<StoredKey>,
@@ -41,14 +42,14 @@ struct StoredKey {
 // === impl DiskKeyManager ===
 
 impl DiskKeyManager {
-    /// Opens (or starts) `<directory>/keys.json`; the directory is created (0700) on first
-    /// write. A key file readable by others is tightened to 0600.
-    pub fn open(directory: impl AsRef<Path>) -> Result<Self> {
-        let directory = directory.as_ref();
-        if directory.as_os_str().is_empty() {
-            return Err(Error::Config("directory is required".into()));
+    /// Opens (or starts) the key file at `keys_path`; its directory is created (0700) on the
+    /// first write. A key file readable by others is tightened to 0600; a file that is not a
+    /// key file is an error, never a fresh start.
+    pub fn open(keys_path: impl Into<PathBuf>) -> Result<Self> {
+        let path = keys_path.into();
+        if path.as_os_str().is_empty() {
+            return Err(Error::Config("keys_path is required".into()));
         }
-        let path = directory.join(KEYS_FILE);
         let keys = match fs::read(&path) {
             Ok(bytes) => {
                 tighten_mode(&path)?;
@@ -59,7 +60,7 @@ impl DiskKeyManager {
         };
         Ok(Self {
             path,
-            keys: Mutex::new(keys),
+            keys: KeyMap::new(keys),
         })
     }
 
@@ -97,23 +98,18 @@ impl KeyManager for DiskKeyManager {
 
     async fn generate_key(&self, id: &str, key_type: KeyType) -> Result<Key> {
         let key = Key::generate(id, key_type)?;
-        let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut keys = self.keys.lock();
         let mut next = keys.clone();
         next.insert(id.to_owned(), key.clone());
-        // Hand out only a key that is on disk: an SVID issued for an unsaved key is lost
-        // with the process.
+        // Only a key that is on disk is handed out: a crash after signing with a key that was
+        // never persisted would orphan every certificate (or SVID) issued for it.
         self.persist(&next)?;
         *keys = next;
         Ok(key)
     }
 
     async fn key(&self, id: &str) -> Result<Option<Key>> {
-        Ok(self
-            .keys
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(id)
-            .cloned())
+        Ok(self.keys.get(id))
     }
 }
 

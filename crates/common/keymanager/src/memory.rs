@@ -1,18 +1,20 @@
-use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+//! `KeyManager "memory"`.
 
 use async_trait::async_trait;
 use spire_svid::KeyType;
 
-use super::{Key, KeyManager};
-use crate::Result;
+use crate::key::KeyMap;
+use crate::{Key, KeyManager, Result};
 
 /// `KeyManager "memory"`: keys live only as long as the process. A restarted server mints a
-/// new CA; the old root stays in the stored bundle until it expires.
+/// new CA (the old root stays in the stored bundle until it expires); a restarted agent
+/// attests again.
 #[derive(Debug, Default)]
 pub struct MemoryKeyManager {
-    keys: Mutex<HashMap<String, Key>>,
+    keys: KeyMap,
 }
+
+// === impl MemoryKeyManager ===
 
 impl MemoryKeyManager {
     /// An empty key manager.
@@ -27,21 +29,17 @@ impl KeyManager for MemoryKeyManager {
         "memory"
     }
 
+    fn is_persistent(&self) -> bool {
+        false
+    }
+
     async fn generate_key(&self, id: &str, key_type: KeyType) -> Result<Key> {
         let key = Key::generate(id, key_type)?;
-        self.keys
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id.to_owned(), key.clone());
+        self.keys.lock().insert(id.to_owned(), key.clone());
         Ok(key)
     }
 
     async fn key(&self, id: &str) -> Result<Option<Key>> {
-        Ok(self
-            .keys
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(id)
-            .cloned())
+        Ok(self.keys.get(id))
     }
 }
