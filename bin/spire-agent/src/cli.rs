@@ -1,6 +1,7 @@
 //! The command tree. Each subcommand lives in its own module under `cli/`.
 
 mod api;
+mod doctor;
 mod healthcheck;
 mod run;
 mod socket;
@@ -27,6 +28,8 @@ enum Command {
     /// Talk to the Workload API the way a workload does.
     #[command(subcommand)]
     Api(api::ApiCommand),
+    /// Check, as this user, what an Envoy/Istio proxy needs from the agent socket.
+    Doctor(doctor::DoctorArgs),
 }
 
 impl Cli {
@@ -43,6 +46,7 @@ impl Cli {
             Command::Validate(args) => run::validate(args),
             Command::Healthcheck(args) => healthcheck::run(args, &mut io).await,
             Command::Api(command) => api::run(command, &mut io).await,
+            Command::Doctor(args) => doctor::run(args, &mut io).await,
         }
     }
 }

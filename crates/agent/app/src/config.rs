@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde_json::Value;
 use spire_agent_manager::{TrustBundleFormat, TrustBundleSource};
 use spire_agent_plugin::nodeattestor::X509PopConfig;
-use spire_config::agent::AgentSection;
+use spire_agent_sds::SdsConfig;
+use spire_config::agent::{AgentSection, SdsSection};
 use spire_config::{Document, PluginBlock, Plugins};
 use spire_id::TrustDomain;
 use spire_svid::KeyType;
@@ -97,6 +98,8 @@ pub struct AgentConfig {
     pub workload_key_type: KeyType,
     /// `allow_unauthenticated_verifiers`.
     pub allow_unauthenticated_verifiers: bool,
+    /// `sds {}`: Envoy SDS resource names and validation (SPIRE's defaults).
+    pub sds: SdsConfig,
 }
 
 // === impl AgentConfig ===
@@ -241,7 +244,29 @@ fn resolve(agent: &AgentSection, plugins: &Plugins, o: &Overrides) -> Result<Age
             .allow_unauthenticated_verifiers
             .or(agent.allow_unauthenticated_verifiers.map(|b| b.0))
             .unwrap_or(false),
+        sds: sds_config(agent.sds.as_ref()),
     })
+}
+
+/// `sds {}` over SPIRE's defaults (a key left out keeps its default).
+fn sds_config(section: Option<&SdsSection>) -> SdsConfig {
+    let mut sds = SdsConfig::default();
+    let Some(section) = section else {
+        return sds;
+    };
+    if let Some(name) = &section.default_svid_name {
+        sds.default_svid_name.clone_from(name);
+    }
+    if let Some(name) = &section.default_bundle_name {
+        sds.default_bundle_name.clone_from(name);
+    }
+    if let Some(name) = &section.default_all_bundles_name {
+        sds.default_all_bundles_name.clone_from(name);
+    }
+    if let Some(disabled) = &section.disable_spiffe_cert_validation {
+        sds.disable_spiffe_cert_validation = disabled.0;
+    }
+    sds
 }
 
 /// A join token (flag, file, config) wins, as in SPIRE; otherwise the one configured
@@ -357,6 +382,7 @@ plugins {
         assert_eq!(config.node_attestor, NodeAttestorChoice::JoinToken(None));
         assert_eq!(config.sync_interval, Duration::from_secs(5));
         assert_eq!(config.x509_svid_cache_max_size, 1000);
+        assert_eq!(config.sds, SdsConfig::default());
         assert!(matches!(
             config.trust_bundle,
             TrustBundleSource::Path {
@@ -364,6 +390,26 @@ plugins {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn sds_block_overrides_spire_defaults() {
+        // The Istio federation setup: ROOTCA carries every bundle.
+        let text = AGENT.replacen(
+            "agent {",
+            "agent {\n    sds {\n        default_bundle_name = \"null\"\n        default_all_bundles_name = \"ROOTCA\"\n        disable_spiffe_cert_validation = true\n    }",
+            1,
+        );
+        let config = resolve_text(&text, &Overrides::default()).unwrap();
+        assert_eq!(
+            config.sds,
+            SdsConfig {
+                default_svid_name: "default".into(),
+                default_bundle_name: "null".into(),
+                default_all_bundles_name: "ROOTCA".into(),
+                disable_spiffe_cert_validation: true,
+            }
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use spire_agent_manager::{Manager, ManagerConfig};
 use spire_agent_plugin::keymanager::{self, KeyManager, MemoryKeyManager};
 use spire_agent_plugin::nodeattestor::{JoinTokenAttestor, NodeAttestor, X509PopAttestor};
+use spire_agent_sds::SdsService;
 use spire_agent_workload::{Endpoint, EndpointConfig, UnixAttestor, WorkloadAttestor};
 use spire_time::SharedClock;
 use tokio::sync::watch;
@@ -65,12 +66,20 @@ pub async fn run(
     };
     tracing::info!(agent_id = %manager.agent_id(), "Node attestation was successful");
 
+    let cache = manager.cache();
+    // Envoy SDS v3 on the same socket as the Workload API.
+    let sds = SdsService::new(
+        cache.clone(),
+        vec![Arc::clone(&unix)],
+        config.sds.clone(),
+        stop.clone(),
+    );
     let endpoint = Endpoint::bind(EndpointConfig {
         socket_path: config.socket_path.clone(),
         allow_unauthenticated_verifiers: config.allow_unauthenticated_verifiers,
-    })?;
+    })?
+    .with_routes(&[SdsService::NAME], sds.into_routes());
     tracing::info!(path = %config.socket_path.display(), "Starting Workload and SDS APIs");
-    let cache = manager.cache();
     let serving = tokio::spawn(endpoint.serve(cache, vec![unix], stop.clone()));
     let result = manager.run().await;
     // A fatal manager error ends the agent: stop serving (SPIRE exits).

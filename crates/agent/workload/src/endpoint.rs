@@ -7,7 +7,9 @@ use spire_agent_cache::Cache;
 use spire_proto::workload::spiffe_workload_api_server::SpiffeWorkloadApiServer;
 use tokio::net::UnixListener;
 use tokio::sync::watch;
+use tonic::service::Routes;
 use tonic::transport::Server;
+use tonic_health::ServingStatus;
 
 use crate::service::stopped;
 use crate::{Error, Result, WorkloadApi, WorkloadAttestor};
@@ -29,6 +31,8 @@ pub struct EndpointConfig {
 pub struct Endpoint {
     config: EndpointConfig,
     listener: UnixListener,
+    /// Services built elsewhere (Envoy SDS) and their names; see [`Endpoint::with_routes`].
+    extra: Option<(Vec<&'static str>, Routes)>,
 }
 
 // === impl EndpointConfig ===
@@ -51,7 +55,19 @@ impl Endpoint {
     /// are answered once [`Endpoint::serve`] runs. Call inside a tokio runtime.
     pub fn bind(config: EndpointConfig) -> Result<Self> {
         let listener = listen(&config.socket_path)?;
-        Ok(Self { config, listener })
+        Ok(Self {
+            config,
+            listener,
+            extra: None,
+        })
+    }
+
+    /// Also serves `routes` on this socket: services built by other crates (Envoy SDS, which
+    /// needs no security header), whose gRPC service `names` health reports SERVING. A later
+    /// call replaces the routes of an earlier one.
+    pub fn with_routes(mut self, names: &[&'static str], routes: Routes) -> Self {
+        self.extra = Some((names.to_vec(), routes));
+        self
     }
 
     /// The socket path.
@@ -59,8 +75,9 @@ impl Endpoint {
         &self.config.socket_path
     }
 
-    /// Serves `SpiffeWorkloadAPI` and `grpc.health.v1.Health` (SERVING) until `stop` turns
-    /// true (or its sender is dropped); open streams end then too.
+    /// Serves `SpiffeWorkloadAPI`, `grpc.health.v1.Health` (SERVING) and the routes given to
+    /// [`Endpoint::with_routes`] until `stop` turns true (or its sender is dropped); open
+    /// streams end then too.
     pub async fn serve(
         self,
         cache: Cache,
@@ -79,8 +96,15 @@ impl Endpoint {
             self.config.allow_unauthenticated_verifiers,
             stop.clone(),
         );
+        let (names, routes) = self.extra.unwrap_or_default();
+        for name in names {
+            health_reporter
+                .set_service_status(name, ServingStatus::Serving)
+                .await;
+        }
         tracing::info!(path = %path.display(), "serving the Workload API");
         Server::builder()
+            .add_routes(routes)
             .add_service(health)
             .add_service(api.into_server())
             .serve_with_incoming_shutdown(incoming, stopped(stop))

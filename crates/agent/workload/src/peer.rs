@@ -34,6 +34,16 @@ pub async fn attest_caller(
     Ok(selectors)
 }
 
+/// The caller's PID from `SO_PEERCRED` of the Unix connection `request` came on (`None` for
+/// other transports). Used by every service on the public socket (Workload API, SDS).
+pub fn caller_pid<T>(request: &tonic::Request<T>) -> Option<i32> {
+    request
+        .extensions()
+        .get::<tonic::transport::server::UdsConnectInfo>()?
+        .peer_cred?
+        .pid()
+}
+
 /// A pidfd for `pid`, refused when the process is already gone or has exited (a zombie).
 fn pin(pid: i32) -> Result<OwnedFd> {
     let raw = (pid > 0)

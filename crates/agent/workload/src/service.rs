@@ -15,11 +15,10 @@ use spire_proto::workload::{
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::server::UdsConnectInfo;
 use tonic::{Request, Response, Status};
 
 use crate::WorkloadAttestor;
-use crate::peer::attest_caller;
+use crate::peer::{attest_caller, caller_pid};
 use crate::response::{bundles_message, svid_message};
 
 /// The metadata key every Workload API call must carry with exactly one value `true`
@@ -214,15 +213,6 @@ pub fn check_security_header(request: Request<()>) -> Result<Request<()>, Status
             "security header missing from request",
         )),
     }
-}
-
-/// The caller's PID from `SO_PEERCRED` of the connection the request came on.
-fn caller_pid<T>(request: &Request<T>) -> Option<i32> {
-    request
-        .extensions()
-        .get::<UdsConnectInfo>()?
-        .peer_cred?
-        .pid()
 }
 
 fn svid_item(update: &spire_agent_cache::WorkloadUpdate) -> Result<X509svidResponse, Status> {
