@@ -234,7 +234,14 @@ pub(crate) async fn mint_loop(shared: Arc<Shared>) -> Result<()> {
             continue;
         }
         match mint(&shared, &due).await {
-            Ok(()) => backoff.reset(),
+            Ok(0) => backoff.reset(),
+            // Some items were refused (e.g. an entry deleted on the server before the next
+            // sync): they are due again at once, so back off instead of asking in a loop.
+            Ok(_) => {
+                if sleep_or_stop(&mut stop, backoff.fail()).await {
+                    return Ok(());
+                }
+            }
             Err(e) => {
                 shared.handle_error(e).await?;
                 if sleep_or_stop(&mut stop, backoff.fail()).await {
@@ -245,9 +252,11 @@ pub(crate) async fn mint_loop(shared: Arc<Shared>) -> Result<()> {
     }
 }
 
-/// One round of minting, in batches of at most [`MINT_BATCH`].
-async fn mint(shared: &Shared, due: &[Arc<Entry>]) -> Result<()> {
+/// One round of minting, in batches of at most [`MINT_BATCH`]; returns how many items the
+/// server refused or answered unusably.
+async fn mint(shared: &Shared, due: &[Arc<Entry>]) -> Result<usize> {
     let key_type = shared.config.workload_key_type;
+    let mut failed = 0;
     for chunk in due.chunks(MINT_BATCH) {
         let ids: Vec<String> = chunk.iter().map(|e| e.id.clone()).collect();
         let generate_ids = ids.clone();
@@ -296,11 +305,13 @@ async fn mint(shared: &Shared, due: &[Arc<Entry>]) -> Result<()> {
                 ),
             }
         }
+        // Refused, unusable or unanswered items.
+        failed += chunk.len() - minted.len();
         if !minted.is_empty() {
             shared.cache.store_svids(minted);
         }
     }
-    Ok(())
+    Ok(failed)
 }
 
 fn issued(chain: Vec<Vec<u8>>, key: &Key) -> Result<IssuedSvid> {
