@@ -64,6 +64,12 @@ pub(crate) struct RunArgs {
     /// If true, the agent will bootstrap without verifying the server's identity
     #[arg(long = "insecureBootstrap", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool)]
     insecure_bootstrap: Option<bool>,
+    /// Disable the SPIFFE Workload API on the agent socket
+    #[arg(long = "disableWorkloadAPI", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool)]
+    disable_workload_api: Option<bool>,
+    /// Disable the Envoy SDS API on the agent socket
+    #[arg(long = "disableSDSAPI", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool)]
+    disable_sds_api: Option<bool>,
     /// Expand environment variables in SPIRE config file
     #[arg(long = "expandEnv", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool)]
     expand_env: Option<bool>,
@@ -88,6 +94,8 @@ impl RunArgs {
             trust_bundle_format: self.trust_bundle_format.clone(),
             allow_unauthenticated_verifiers: self.allow_unauthenticated_verifiers,
             insecure_bootstrap: self.insecure_bootstrap,
+            disable_workload_api: self.disable_workload_api,
+            disable_sds_api: self.disable_sds_api,
         };
         AgentConfig::load(&self.config, self.expand_env.unwrap_or(false), &overrides)
     }

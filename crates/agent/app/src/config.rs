@@ -42,6 +42,8 @@ pub struct Overrides {
     pub trust_bundle_format: Option<String>,
     pub allow_unauthenticated_verifiers: Option<bool>,
     pub insecure_bootstrap: Option<bool>,
+    pub disable_workload_api: Option<bool>,
+    pub disable_sds_api: Option<bool>,
 }
 
 /// Which key manager keeps the agent's private key.
@@ -98,6 +100,10 @@ pub struct AgentConfig {
     pub workload_key_type: KeyType,
     /// `allow_unauthenticated_verifiers`.
     pub allow_unauthenticated_verifiers: bool,
+    /// `disable_workload_api`: the socket serves no Workload API.
+    pub disable_workload_api: bool,
+    /// `disable_sds_api`: the socket serves no Envoy SDS.
+    pub disable_sds_api: bool,
     /// `sds {}`: Envoy SDS resource names and validation (SPIRE's defaults).
     pub sds: SdsConfig,
 }
@@ -243,6 +249,14 @@ fn resolve(agent: &AgentSection, plugins: &Plugins, o: &Overrides) -> Result<Age
         allow_unauthenticated_verifiers: o
             .allow_unauthenticated_verifiers
             .or(agent.allow_unauthenticated_verifiers.map(|b| b.0))
+            .unwrap_or(false),
+        disable_workload_api: o
+            .disable_workload_api
+            .or(agent.disable_workload_api.map(|b| b.0))
+            .unwrap_or(false),
+        disable_sds_api: o
+            .disable_sds_api
+            .or(agent.disable_sds_api.map(|b| b.0))
             .unwrap_or(false),
         sds: sds_config(agent.sds.as_ref()),
     })
@@ -429,6 +443,17 @@ plugins {
         assert_eq!(config.server_port, 9999);
         assert_eq!(config.socket_path, PathBuf::from("/run/x.sock"));
         assert_eq!(config.trust_bundle, TrustBundleSource::Insecure);
+        assert!(!config.disable_sds_api && !config.disable_workload_api);
+        let disabled = AGENT.replace(
+            "trust_domain = \"example.org\"",
+            "trust_domain = \"example.org\"\n    disable_sds_api = true",
+        );
+        let overrides = Overrides {
+            disable_workload_api: Some(true),
+            ..Overrides::default()
+        };
+        let config = resolve_text(&disabled, &overrides).unwrap();
+        assert!(config.disable_sds_api && config.disable_workload_api);
     }
 
     #[test]

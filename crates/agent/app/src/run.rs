@@ -67,18 +67,21 @@ pub async fn run(
     tracing::info!(agent_id = %manager.agent_id(), "Node attestation was successful");
 
     let cache = manager.cache();
-    // Envoy SDS v3 on the same socket as the Workload API.
-    let sds = SdsService::new(
-        cache.clone(),
-        vec![Arc::clone(&unix)],
-        config.sds.clone(),
-        stop.clone(),
-    );
-    let endpoint = Endpoint::bind(EndpointConfig {
+    let mut endpoint = Endpoint::bind(EndpointConfig {
         socket_path: config.socket_path.clone(),
         allow_unauthenticated_verifiers: config.allow_unauthenticated_verifiers,
-    })?
-    .with_routes(&[SdsService::NAME], sds.into_routes());
+        disable_workload_api: config.disable_workload_api,
+    })?;
+    if !config.disable_sds_api {
+        // Envoy SDS v3 on the same socket as the Workload API.
+        let sds = SdsService::new(
+            cache.clone(),
+            vec![Arc::clone(&unix)],
+            config.sds.clone(),
+            stop.clone(),
+        );
+        endpoint = endpoint.with_routes(&[SdsService::NAME], sds.into_routes());
+    }
     tracing::info!(path = %config.socket_path.display(), "Starting Workload and SDS APIs");
     let serving = tokio::spawn(endpoint.serve(cache, vec![unix], stop.clone()));
     let result = manager.run().await;

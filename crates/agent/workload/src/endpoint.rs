@@ -24,6 +24,9 @@ pub struct EndpointConfig {
     pub socket_path: PathBuf,
     /// `allow_unauthenticated_verifiers`: callers without an identity still get bundles.
     pub allow_unauthenticated_verifiers: bool,
+    /// `disable_workload_api`: the socket serves no `SpiffeWorkloadAPI` (its methods answer
+    /// `Unimplemented`), only health and the extra routes (SDS).
+    pub disable_workload_api: bool,
 }
 
 /// A bound (not yet serving) public socket; see [`Endpoint::bind`].
@@ -42,6 +45,7 @@ impl Default for EndpointConfig {
         Self {
             socket_path: PathBuf::from(DEFAULT_SOCKET_PATH),
             allow_unauthenticated_verifiers: false,
+            disable_workload_api: false,
         }
     }
 }
@@ -87,26 +91,36 @@ impl Endpoint {
         let path = self.config.socket_path.clone();
         let incoming = spire_uds::incoming(self.listener);
         let (health_reporter, health) = tonic_health::server::health_reporter();
-        health_reporter
-            .set_serving::<SpiffeWorkloadApiServer<WorkloadApi>>()
-            .await;
-        let api = WorkloadApi::new(
-            cache,
-            attestors,
-            self.config.allow_unauthenticated_verifiers,
-            stop.clone(),
-        );
+        let api = if self.config.disable_workload_api {
+            None
+        } else {
+            health_reporter
+                .set_serving::<SpiffeWorkloadApiServer<WorkloadApi>>()
+                .await;
+            Some(WorkloadApi::new(
+                cache,
+                attestors,
+                self.config.allow_unauthenticated_verifiers,
+                stop.clone(),
+            ))
+        };
         let (names, routes) = self.extra.unwrap_or_default();
         for name in names {
             health_reporter
                 .set_service_status(name, ServingStatus::Serving)
                 .await;
         }
-        tracing::info!(path = %path.display(), "serving the Workload API");
+        tracing::info!(
+            path = %path.display(),
+            workload_api = api.is_some(),
+            "serving the agent socket"
+        );
+        let mut routes = routes.add_service(health);
+        if let Some(api) = api {
+            routes = routes.add_service(api.into_server());
+        }
         Server::builder()
             .add_routes(routes)
-            .add_service(health)
-            .add_service(api.into_server())
             .serve_with_incoming_shutdown(incoming, stopped(stop))
             .await?;
         Ok(())

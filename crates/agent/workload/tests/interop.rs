@@ -251,3 +251,47 @@ async fn stopping_ends_open_streams_and_the_server() {
     let Served { task, .. } = served;
     task.await.expect("serve returns without panicking");
 }
+
+#[tokio::test]
+async fn disable_workload_api_leaves_only_health_on_the_socket() {
+    let ca = TestCa::new();
+    let cache = cache(&ca);
+    set_entries(
+        &cache,
+        &ca,
+        vec![entry("entry-a", "workload-a", &[my_uid_selector()])],
+    );
+    let served = serve_with(
+        &cache,
+        spire_agent_workload::EndpointConfig {
+            disable_workload_api: true,
+            ..spire_agent_workload::EndpointConfig::default()
+        },
+    );
+    let channel = tonic::transport::Endpoint::try_from(served.uri())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut request = tonic::Request::new(X509svidRequest {});
+    request
+        .metadata_mut()
+        .insert(SECURITY_HEADER, "true".parse().unwrap());
+    let status = SpiffeWorkloadApiClient::new(channel.clone())
+        .fetch_x509svid(request)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unimplemented);
+
+    let reply = spire_proto::health::pb::health_client::HealthClient::new(channel)
+        .check(spire_proto::health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        reply.status,
+        spire_proto::health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+}

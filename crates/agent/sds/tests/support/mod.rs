@@ -208,7 +208,7 @@ pub fn serve(cache: &Cache, config: SdsConfig) -> Served {
     let sds = SdsService::new(cache.clone(), attestors.clone(), config, stopped.clone());
     let endpoint = Endpoint::bind(EndpointConfig {
         socket_path: socket.clone(),
-        allow_unauthenticated_verifiers: false,
+        ..EndpointConfig::default()
     })
     .unwrap()
     .with_routes(&[SdsService::NAME], sds.into_routes());

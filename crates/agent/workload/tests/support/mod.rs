@@ -164,11 +164,22 @@ impl Served {
 }
 
 pub fn serve(cache: &Cache, allow_unauthenticated_verifiers: bool) -> Served {
+    serve_with(
+        cache,
+        EndpointConfig {
+            allow_unauthenticated_verifiers,
+            ..EndpointConfig::default()
+        },
+    )
+}
+
+/// Serves with `config`, its socket path replaced by a fresh temp path.
+pub fn serve_with(cache: &Cache, config: EndpointConfig) -> Served {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("public/api.sock");
     let endpoint = Endpoint::bind(EndpointConfig {
         socket_path: socket.clone(),
-        allow_unauthenticated_verifiers,
+        ..config
     })
     .unwrap();
     let (stop, stopped) = watch::channel(false);
