@@ -9,7 +9,6 @@ use clap::Args;
 use spire_agent_app::{AgentConfig, Overrides};
 use spire_cli::go_bool;
 use spire_time::{SharedClock, SystemClock};
-use tokio::sync::watch;
 
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
@@ -108,19 +107,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
         &config.log_format,
         config.log_file.as_deref(),
     )?;
-    let previous = spire_cli::tighten_umask();
-    if previous & 0o027 != 0o027 {
-        tracing::warn!(
-            previous = format!("{previous:04o}"),
-            "Current umask is too permissive; setting umask 0027"
-        );
-    }
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        spire_cli::wait_for_signal().await;
-        tracing::info!("Stopping agent");
-        let _ = stop_tx.send(true);
-    });
+    let stop_rx = spire_cli::prepare_daemon("agent");
     let clock: SharedClock = Arc::new(SystemClock);
     spire_agent_app::run(config, clock, stop_rx).await?;
     Ok(())

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use clap::Args;
 use spire_server_app::{Overrides, ServerConfig};
 use spire_time::{SharedClock, SystemClock};
-use tokio::sync::watch;
 
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
@@ -70,19 +69,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
         &config.log_format,
         config.log_file.as_deref(),
     )?;
-    let previous = spire_cli::tighten_umask();
-    if previous & 0o027 != 0o027 {
-        tracing::warn!(
-            previous = format!("{previous:04o}"),
-            "Current umask is too permissive; setting umask 0027"
-        );
-    }
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        spire_cli::wait_for_signal().await;
-        tracing::info!("Stopping server");
-        let _ = stop_tx.send(true);
-    });
+    let stop_rx = spire_cli::prepare_daemon("server");
     let clock: SharedClock = Arc::new(SystemClock);
     spire_server_app::run(config, clock, stop_rx).await?;
     Ok(())

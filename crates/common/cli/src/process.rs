@@ -77,3 +77,23 @@ pub fn tighten_umask() -> u32 {
     rustix::process::umask(previous | Mode::from_raw_mode(0o027));
     previous.as_raw_mode()
 }
+
+/// What `run` does before starting a daemon (`what` is `server` or `agent`): the umask forced
+/// to include 027, with SPIRE's warning when it had to be, and a stop signal that turns true on
+/// SIGTERM or SIGINT. Call inside a tokio runtime, after [`init_logging`].
+pub fn prepare_daemon(what: &'static str) -> tokio::sync::watch::Receiver<bool> {
+    let previous = tighten_umask();
+    if previous & 0o027 != 0o027 {
+        tracing::warn!(
+            previous = format!("{previous:04o}"),
+            "Current umask is too permissive; setting umask 0027"
+        );
+    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("Stopping {what}");
+        let _ = stop_tx.send(true);
+    });
+    stop_rx
+}
