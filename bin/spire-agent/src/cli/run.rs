@@ -1,7 +1,6 @@
 //! `spire-agent run` and `spire-agent validate`: the same flags (SPIRE's), one loads and
 //! runs, the other only checks the configuration.
 
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -114,14 +113,5 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
 }
 
 pub(crate) fn validate(args: RunArgs) -> anyhow::Result<()> {
-    match args.load() {
-        Ok(_) => {
-            let mut out = std::io::stdout().lock();
-            writeln!(out, "SPIRE agent configuration file is valid.")?;
-            Ok(())
-        }
-        Err(e) => Err(anyhow::anyhow!(
-            "SPIRE agent configuration file is invalid: {e}"
-        )),
-    }
+    spire_cli::report_validation("agent", args.load())
 }

@@ -1,7 +1,6 @@
 //! `spire-server run` and `spire-server validate`: the same flags (SPIRE's), one loads and
 //! serves, the other only checks the configuration.
 
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -76,14 +75,5 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
 }
 
 pub(crate) fn validate(args: RunArgs) -> anyhow::Result<()> {
-    match args.load() {
-        Ok(_) => {
-            let mut out = std::io::stdout().lock();
-            writeln!(out, "SPIRE server configuration file is valid.")?;
-            Ok(())
-        }
-        Err(e) => Err(anyhow::anyhow!(
-            "SPIRE server configuration file is invalid: {e}"
-        )),
-    }
+    spire_cli::report_validation("server", args.load())
 }

@@ -97,3 +97,24 @@ pub fn prepare_daemon(what: &'static str) -> tokio::sync::watch::Receiver<bool> 
     });
     stop_rx
 }
+
+/// `validate`: SPIRE's verdict on a configuration file for `what` (`server` or `agent`):
+/// `SPIRE <what> configuration file is valid.` on stdout, or the error naming why.
+pub fn report_validation<T, E: std::fmt::Display>(
+    what: &str,
+    loaded: Result<T, E>,
+) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    match loaded {
+        Ok(_) => {
+            writeln!(
+                std::io::stdout().lock(),
+                "SPIRE {what} configuration file is valid."
+            )?;
+            Ok(())
+        }
+        Err(e) => Err(anyhow::anyhow!(
+            "SPIRE {what} configuration file is invalid: {e}"
+        )),
+    }
+}

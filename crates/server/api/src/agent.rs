@@ -46,7 +46,7 @@ pub struct Config {
     /// The configured NodeAttestors, by name.
     pub node_attestors: Arc<NodeAttestors>,
     /// Told about every node write, so the authorized-entry cache follows at once.
-    pub entries: Arc<ChangeFeed>,
+    pub feed: Arc<ChangeFeed>,
 }
 
 /// The Agent service.
@@ -65,7 +65,7 @@ impl From<&ApiContext> for Config {
             clock: ctx.clock.clone(),
             ca: ctx.ca.clone(),
             node_attestors: ctx.node_attestors.clone(),
-            entries: ctx.entries.clone(),
+            feed: ctx.entries.clone(),
         }
     }
 }
@@ -205,7 +205,7 @@ impl Agent for AgentService {
         let id = self.agent_id(request.into_inner().id.as_ref())?;
         match self.ds().delete_attested_node(&id).await {
             Ok(_) => {
-                self.config.entries.notify();
+                self.config.feed.notify();
                 tracing::info!(spiffe_id = %id, "Agent deleted");
                 Ok(Response::new(()))
             }
@@ -237,7 +237,7 @@ impl Agent for AgentService {
         };
         match self.ds().update_attested_node(banned, Some(mask)).await {
             Ok(_) => {
-                self.config.entries.notify();
+                self.config.feed.notify();
                 tracing::info!(spiffe_id = %id, "Agent banned");
                 Ok(Response::new(()))
             }

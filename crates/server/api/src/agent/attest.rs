@@ -174,7 +174,7 @@ impl AgentService {
             .set_node_selectors(&agent_id, &selectors)
             .await
             .map_err(|e| internal("failed to update selectors", &e))?;
-        self.config.entries.notify();
+        self.config.feed.notify();
         tracing::info!(agent_id = %agent_id, attestation_type = attestor.name(), "Agent attestation request completed");
         Ok(AttestAgentResponse {
             step: Some(attest_agent_response::Step::Result(
@@ -234,7 +234,7 @@ impl AgentService {
             }
             Err(e) => return Err(internal("failed to update agent", &e)),
         }
-        self.config.entries.notify();
+        self.config.feed.notify();
         Ok(Response::new(RenewAgentResponse {
             svid: Some(svid.to_proto(&agent_id)),
         }))
