@@ -147,6 +147,24 @@ impl Bundle {
         go_json::to_string_indented(&document)
     }
 
+    /// The bundle's JWT authorities as a standard JWK set (RFC 7517 §5): no `use`, no
+    /// `spiffe_*` members, X.509 authorities left out. This is what the Workload API's
+    /// `FetchJWTBundles` hands to JWT validators.
+    pub fn to_jwks_json(&self) -> String {
+        let keys = self.jwt_authorities.iter().map(|authority| {
+            let key = PublicKeyParams::from_spki_der(&authority.public_key).ok();
+            let mut jwk = Jwk::with_key(JWT_SVID_USE, key.as_ref());
+            jwk.key_use = None;
+            jwk.kid = Some(authority.key_id.clone());
+            jwk
+        });
+        let document = Document {
+            keys: Some(keys.collect()),
+            ..Document::default()
+        };
+        go_json::to_string_indented(&document)
+    }
+
     /// Parses a SPIFFE bundle document for `trust_domain`.
     ///
     /// Keys with a missing or unknown `use`, or an unknown `kty`/curve, are ignored. An

@@ -1,10 +1,12 @@
 //! SVID, key, CSR and trust-bundle types shared by server and agent, and the SPIFFE bundle
-//! document (`keys` with `use` x509-svid / jwt-svid, `spiffe_sequence`, `spiffe_refresh_hint`).
+//! document (`keys` with `use` x509-svid / jwt-svid, `spiffe_sequence`, `spiffe_refresh_hint`),
+//! and JWT-SVIDs ([`jwt`]).
 #![forbid(unsafe_code)]
 
 mod bundle;
 mod csr;
 mod document;
+pub mod jwt;
 mod key;
 mod pem_bundle;
 mod public_key;
