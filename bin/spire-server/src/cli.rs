@@ -7,6 +7,7 @@ mod entry;
 #[cfg(test)]
 mod flag_tests;
 mod healthcheck;
+mod jwt;
 mod run;
 mod token;
 mod x509;
@@ -43,6 +44,9 @@ enum Command {
     /// Issue X509-SVIDs directly.
     #[command(subcommand)]
     X509(x509::X509Command),
+    /// Issue JWT-SVIDs directly.
+    #[command(subcommand)]
+    Jwt(jwt::JwtCommand),
     /// Work with attested agents.
     #[command(subcommand)]
     Agent(agent::AgentCommand),
@@ -75,6 +79,7 @@ async fn run_client(command: Command, io: &mut common::Io<'_>) -> anyhow::Result
         Command::Bundle(c) => bundle::run(c, io).await,
         Command::Token(c) => token::run(c, io).await,
         Command::X509(c) => x509::run(c, io).await,
+        Command::Jwt(c) => jwt::run(c, io).await,
         Command::Agent(c) => agent::run(c, io).await,
         Command::Run(_) | Command::Validate(_) => {
             unreachable!("server-side commands are dispatched by Cli::run")

@@ -75,6 +75,30 @@ pub(crate) fn ttl_to_seconds(ttl_nanos: i128) -> i32 {
     i32::try_from(secs).unwrap_or(if secs < 0 { i32::MIN } else { i32::MAX })
 }
 
+/// SPIRE's warning when the server gave `what` a shorter life than `-ttl` asked for.
+pub(crate) fn warn_if_capped(
+    io: &mut Io<'_>,
+    what: &str,
+    expires_at: i64,
+    ttl_nanos: i128,
+) -> anyhow::Result<()> {
+    let now = spire_time::to_unix_seconds(spire_time::SystemClock.now());
+    if i128::from(expires_at - now) * 1_000_000_000 < ttl_nanos {
+        let expires = time::OffsetDateTime::from_unix_timestamp(expires_at)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_else(|| expires_at.to_string());
+        writeln!(
+            io.err,
+            "{what} lifetime was capped shorter than specified ttl; expires \"{expires}\""
+        )?;
+    }
+    Ok(())
+}
+
 /// Runs one `x509` verb.
 pub(crate) async fn run(command: X509Command, io: &mut Io<'_>) -> anyhow::Result<()> {
     let X509Command::Mint(args) = command;
@@ -108,20 +132,7 @@ pub(crate) async fn run(command: X509Command, io: &mut Io<'_>) -> anyhow::Result
     if bundle.x509_authorities.is_empty() {
         bail!("server response missing X509 Authorities");
     }
-    let now = spire_time::to_unix_seconds(spire_time::SystemClock.now());
-    if i128::from(svid.expires_at - now) * 1_000_000_000 < args.ttl {
-        let expires = time::OffsetDateTime::from_unix_timestamp(svid.expires_at)
-            .ok()
-            .and_then(|t| {
-                t.format(&time::format_description::well_known::Rfc3339)
-                    .ok()
-            })
-            .unwrap_or_else(|| svid.expires_at.to_string());
-        writeln!(
-            io.err,
-            "X509-SVID lifetime was capped shorter than specified ttl; expires \"{expires}\""
-        )?;
-    }
+    warn_if_capped(io, "X509-SVID", svid.expires_at, args.ttl)?;
     let key_der = key.serialize_der();
     let roots: Vec<&[u8]> = bundle
         .x509_authorities

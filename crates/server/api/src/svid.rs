@@ -1,5 +1,6 @@
-//! `spire.api.server.svid.v1.SVID`: MintX509SVID for admins, BatchNewX509SVID for agents; JWT
-//! and downstream methods are `Unimplemented` here.
+//! `spire.api.server.svid.v1.SVID`: MintX509SVID and MintJWTSVID for admins,
+//! BatchNewX509SVID and NewJWTSVID for agents (the JWT half in `svid/jwt.rs`);
+//! NewDownstreamX509CA is `Unimplemented` here.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +26,10 @@ use crate::convert::{id_to_proto, verify_workload_id};
 use crate::dns::{check_wildcard_overlap, validate_label};
 use crate::entry::authorized::{authorized_entries, caller_id};
 use crate::status::{make_err, ok};
+
+mod jwt;
+
+pub use jwt::JWT_DISABLED;
 
 /// The status message for an entry ID the calling agent is not authorized for (or that does
 /// not exist); the two are not told apart (security SPI-01-004).
@@ -91,10 +96,7 @@ impl SvidService {
         if params.csr.is_empty() {
             return Err(invalid("missing CSR", None));
         }
-        let entry = entries
-            .binary_search_by(|e| e.id.as_str().cmp(&params.entry_id))
-            .map(|index| &entries[index])
-            .map_err(|_| make_err(Code::NotFound, ENTRY_NOT_AUTHORIZED, None))?;
+        let entry = authorized_entry(entries, &params.entry_id)?;
         let csr = parse_csr(&params.csr)?;
         let ttl = Duration::from_secs(u64::try_from(entry.x509_svid_ttl).unwrap_or_default());
         let svid_params = X509SvidParams {
@@ -116,6 +118,18 @@ impl SvidService {
             hint: entry.hint.clone(),
         })
     }
+}
+
+/// The entry `entry_id` among `entries` (sorted by ID), or SPIRE's `NotFound` for an entry
+/// that does not exist or that the caller may not obtain.
+fn authorized_entry<'a>(
+    entries: &'a [Arc<RegistrationEntry>],
+    entry_id: &str,
+) -> Result<&'a Arc<RegistrationEntry>, Status> {
+    entries
+        .binary_search_by(|e| e.id.as_str().cmp(entry_id))
+        .map(|index| &entries[index])
+        .map_err(|_| make_err(Code::NotFound, ENTRY_NOT_AUTHORIZED, None))
 }
 
 /// `notAfter` of the first certificate of a freshly signed chain.
@@ -215,9 +229,12 @@ impl Svid for SvidService {
 
     async fn mint_jwtsvid(
         &self,
-        _request: Request<MintJwtsvidRequest>,
+        request: Request<MintJwtsvidRequest>,
     ) -> Result<Response<MintJwtsvidResponse>, Status> {
-        Err(Status::unimplemented("method MintJWTSVID not implemented"))
+        self.check_jwt_enabled()?;
+        let request = request.into_inner();
+        let svid = self.mint_jwt_svid(request.id.as_ref(), &request.audience, request.ttl)?;
+        Ok(Response::new(MintJwtsvidResponse { svid: Some(svid) }))
     }
 
     async fn batch_new_x509svid(
@@ -250,9 +267,20 @@ impl Svid for SvidService {
 
     async fn new_jwtsvid(
         &self,
-        _request: Request<NewJwtsvidRequest>,
+        request: Request<NewJwtsvidRequest>,
     ) -> Result<Response<NewJwtsvidResponse>, Status> {
-        Err(Status::unimplemented("method NewJWTSVID not implemented"))
+        self.check_jwt_enabled()?;
+        let agent = caller_id(&request)?;
+        let entries = authorized_entries(&self.config.feed, &agent).await?;
+        let request = request.into_inner();
+        let entry = authorized_entry(&entries, &request.entry_id)?;
+        let mut svid = self.mint_jwt_svid(
+            Some(&id_to_proto(&entry.spiffe_id)),
+            &request.audience,
+            entry.jwt_svid_ttl,
+        )?;
+        svid.hint = entry.hint.clone();
+        Ok(Response::new(NewJwtsvidResponse { svid: Some(svid) }))
     }
 
     async fn new_downstream_x509ca(

@@ -70,10 +70,9 @@ pub struct ServerConfig {
     pub log_format: String,
     /// `log_file`, if logs go to a file.
     pub log_file: Option<PathBuf>,
-    /// CA settings.
+    /// CA settings, including the JWT-SVID ones (`jwt_key_type`, `jwt_issuer`,
+    /// `default_jwt_svid_ttl`, `disable_jwt_svids`).
     pub ca: CaConfig,
-    /// `default_jwt_svid_ttl`.
-    pub default_jwt_svid_ttl: Duration,
     /// `admin_ids`.
     pub admin_ids: Vec<SpiffeId>,
     /// `DataStore "sql"`.
@@ -192,6 +191,15 @@ impl ServerConfig {
         ca.ca_ttl = s.ca_ttl();
         ca.default_x509_svid_ttl = s.default_x509_svid_ttl();
         ca.agent_ttl = s.agent_ttl.map(Duration::from);
+        if let Some(kt) = &s.jwt_key_type {
+            ca.jwt_key_type = Some(
+                kt.parse::<KeyType>()
+                    .map_err(|e| Error::Config(e.to_string()))?,
+            );
+        }
+        ca.default_jwt_svid_ttl = s.default_jwt_svid_ttl();
+        ca.jwt_issuer = s.jwt_issuer.clone().filter(|iss| !iss.is_empty());
+        ca.disable_jwt_svids = s.disable_jwt_svids.is_some_and(|b| b.0);
         let admin_ids = s
             .admin_ids
             .iter()
@@ -284,7 +292,6 @@ impl ServerConfig {
                 .or_else(|| s.log_file.clone())
                 .map(PathBuf::from),
             ca,
-            default_jwt_svid_ttl: s.default_jwt_svid_ttl(),
             admin_ids,
             datastore: SqlConfig {
                 database_type: sql.database_type,

@@ -128,3 +128,47 @@ fn push_is_on_unless_experimental_disable_push() {
     let config = ServerConfig::from_text(&text, &Overrides::default()).unwrap();
     assert!(config.disable_push);
 }
+
+#[test]
+fn jwt_settings_reach_the_ca_config() {
+    use std::time::Duration;
+
+    use spire_svid::KeyType;
+
+    let dir = tempfile::tempdir().unwrap();
+    let config =
+        ServerConfig::from_text(&config_text(dir.path(), 8081, ""), &Overrides::default()).unwrap();
+    assert_eq!(config.ca.jwt_key_type(), KeyType::EcP256);
+    assert_eq!(config.ca.default_jwt_svid_ttl, Duration::from_secs(300));
+    assert_eq!(config.ca.jwt_issuer, None);
+    assert!(!config.ca.disable_jwt_svids);
+
+    // jwt_key_type follows ca_key_type unless set.
+    let text = config_text(dir.path(), 8081, "ca_key_type = \"rsa-2048\"");
+    let config = ServerConfig::from_text(&text, &Overrides::default()).unwrap();
+    assert_eq!(config.ca.jwt_key_type(), KeyType::Rsa2048);
+
+    let text = config_text(
+        dir.path(),
+        8081,
+        "ca_key_type = \"rsa-2048\"
+    jwt_key_type = \"ec-p384\"
+    jwt_issuer = \"https://oidc.example.org\"
+    default_jwt_svid_ttl = \"90s\"
+    disable_jwt_svids = true",
+    );
+    let config = ServerConfig::from_text(&text, &Overrides::default()).unwrap();
+    assert_eq!(config.ca.jwt_key_type(), KeyType::EcP384);
+    assert_eq!(
+        config.ca.jwt_issuer.as_deref(),
+        Some("https://oidc.example.org")
+    );
+    assert_eq!(config.ca.default_jwt_svid_ttl, Duration::from_secs(90));
+    assert!(config.ca.disable_jwt_svids);
+
+    let text = config_text(dir.path(), 8081, "jwt_key_type = \"ed25519\"");
+    let err = ServerConfig::from_text(&text, &Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("ed25519"), "{err}");
+}

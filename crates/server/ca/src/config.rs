@@ -18,6 +18,14 @@ pub struct CaConfig {
     pub default_x509_svid_ttl: Duration,
     /// `agent_ttl`; `None` = `default_x509_svid_ttl`.
     pub agent_ttl: Option<Duration>,
+    /// `jwt_key_type`; `None` = `ca_key_type` (see [`CaConfig::jwt_key_type`]).
+    pub jwt_key_type: Option<KeyType>,
+    /// `default_jwt_svid_ttl` (default 5m), used when an entry or a mint request has no TTL.
+    pub default_jwt_svid_ttl: Duration,
+    /// `jwt_issuer`: the `iss` claim of every JWT-SVID; `None` = no `iss`.
+    pub jwt_issuer: Option<String>,
+    /// `disable_jwt_svids`: no JWT keys are made and no JWT-SVID is signed.
+    pub disable_jwt_svids: bool,
 }
 
 /// `ca_subject { country, organization, common_name }`.
@@ -43,7 +51,16 @@ impl CaConfig {
             ca_ttl: Duration::from_secs(24 * 3600),
             default_x509_svid_ttl: Duration::from_secs(3600),
             agent_ttl: None,
+            jwt_key_type: None,
+            default_jwt_svid_ttl: Duration::from_secs(300),
+            jwt_issuer: None,
+            disable_jwt_svids: false,
         }
+    }
+
+    /// The key type of JWT signing keys: `jwt_key_type`, else `ca_key_type`.
+    pub fn jwt_key_type(&self) -> KeyType {
+        self.jwt_key_type.unwrap_or(self.ca_key_type)
     }
 }
 

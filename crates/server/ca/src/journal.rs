@@ -12,6 +12,9 @@ const MAX_ENTRIES: usize = 10;
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Journal {
     pub(crate) x509_cas: Vec<X509CaEntry>,
+    /// JWT signing keys; absent from journals written before JWT-SVIDs existed.
+    #[serde(default)]
+    pub(crate) jwt_keys: Vec<JwtKeyEntry>,
 }
 
 /// Life cycle of an authority (SPIRE's journal statuses).
@@ -39,6 +42,19 @@ pub(crate) struct X509CaEntry {
     pub(crate) upstream_chain: Vec<Vec<u8>>,
 }
 
+/// A JWT signing key: its slot, `kid` and public key (the private key stays in the key
+/// manager under the slot's JWT key ID).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct JwtKeyEntry {
+    pub(crate) slot: SlotId,
+    pub(crate) status: Status,
+    pub(crate) kid: String,
+    pub(crate) issued_at: i64,
+    pub(crate) not_after: i64,
+    #[serde(with = "spire_svid::serde_der::bytes")]
+    pub(crate) public_key: Vec<u8>,
+}
+
 // === impl Journal ===
 
 impl Journal {
@@ -53,11 +69,12 @@ impl Journal {
 
     /// Records a newly prepared authority, dropping the oldest entries beyond the limit.
     pub(crate) fn push(&mut self, entry: X509CaEntry) {
-        self.x509_cas.push(entry);
-        if self.x509_cas.len() > MAX_ENTRIES {
-            let excess = self.x509_cas.len() - MAX_ENTRIES;
-            self.x509_cas.drain(..excess);
-        }
+        push_capped(&mut self.x509_cas, entry);
+    }
+
+    /// Records a newly prepared JWT key, dropping the oldest entries beyond the limit.
+    pub(crate) fn push_jwt(&mut self, entry: JwtKeyEntry) {
+        push_capped(&mut self.jwt_keys, entry);
     }
 
     /// Sets the status of the authority with this ID.
@@ -67,5 +84,56 @@ impl Journal {
                 entry.status = status;
             }
         }
+    }
+
+    /// Sets the status of the JWT key with this `kid`.
+    pub(crate) fn set_jwt_status(&mut self, kid: &str, status: Status) {
+        for entry in &mut self.jwt_keys {
+            if entry.kid == kid {
+                entry.status = status;
+            }
+        }
+    }
+}
+
+fn push_capped<T>(list: &mut Vec<T>, entry: T) {
+    list.push(entry);
+    if list.len() > MAX_ENTRIES {
+        let excess = list.len() - MAX_ENTRIES;
+        list.drain(..excess);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_journal_from_before_jwt_keys_still_loads() {
+        let journal = Journal::decode(br#"{"x509_cas":[]}"#).unwrap();
+        assert!(journal.jwt_keys.is_empty());
+    }
+
+    #[test]
+    fn jwt_keys_round_trip_and_are_capped() {
+        let mut journal = Journal::default();
+        for n in 0..12 {
+            journal.push_jwt(JwtKeyEntry {
+                slot: if n % 2 == 0 { SlotId::A } else { SlotId::B },
+                status: Status::Prepared,
+                kid: format!("kid{n}"),
+                issued_at: n,
+                not_after: n + 100,
+                public_key: vec![1, 2, 3],
+            });
+        }
+        journal.set_jwt_status("kid11", Status::Active);
+        assert_eq!(journal.jwt_keys.len(), MAX_ENTRIES);
+        assert_eq!(journal.jwt_keys[0].kid, "kid2");
+        let decoded = Journal::decode(&journal.encode()).unwrap();
+        assert_eq!(decoded, journal);
+        assert_eq!(decoded.jwt_keys[9].status, Status::Active);
     }
 }

@@ -1,5 +1,6 @@
-//! The server CA: X.509 authority slots with prepare/activate rotation, their journal in the
-//! datastore, and minting of workload, agent and server X509-SVIDs.
+//! The server CA: X.509 authority and JWT key slots with prepare/activate rotation, their
+//! journal in the datastore, and minting of workload, agent and server X509-SVIDs and of
+//! workload JWT-SVIDs.
 //!
 //! Credentials follow SPIRE's profiles exactly (see `ARCHITECTURE.md`); the SPIFFE ID, DNS
 //! names and TTL of a workload SVID always come from the caller's entry, never from a CSR.
@@ -7,10 +8,12 @@
 
 mod config;
 mod journal;
+mod jwtkey;
 mod manager;
 mod x509ca;
 
 pub use config::{CaConfig, CaSubject};
+pub use jwtkey::{JwtKey, JwtSvid, KID_LEN};
 pub use manager::{BUNDLE_SAFETY_MARGIN, CaManager, Plugins, ROTATE_INTERVAL, SlotId};
 pub use x509ca::{Ca, X509Ca, X509SvidParams};
 
@@ -21,6 +24,15 @@ pub enum Error {
     /// No X.509 authority is active yet (the manager has not initialized).
     #[error("no active X.509 authority")]
     NoActiveAuthority,
+    /// No JWT key is active (JWT-SVIDs are disabled, or the manager has not initialized).
+    #[error("JWT key is not available for signing")]
+    NoActiveJwtKey,
+    /// Signing a JWT-SVID, or loading a JWT key into a signer, failed.
+    #[error(transparent)]
+    Jwt(#[from] spire_svid::jwt::JwtError),
+    /// The system random source failed.
+    #[error("random source failed")]
+    Random,
     /// The CSR was refused; the message is SPIRE's ("malformed CSR", …).
     #[error(transparent)]
     Csr(#[from] spire_svid::CsrError),

@@ -14,8 +14,11 @@ use tokio::sync::{Mutex, watch};
 
 use crate::config::CaConfig;
 use crate::journal::{Journal, Status, X509CaEntry};
+use crate::jwtkey::JwtKey;
 use crate::x509ca::{Ca, X509Ca};
 use crate::{Error, Result, authority_id};
+
+mod jwt;
 
 /// How often the rotator looks at the clock (SPIRE: 10 s).
 pub const ROTATE_INTERVAL: Duration = Duration::from_secs(10);
@@ -26,12 +29,13 @@ const MAX_PREPARE_AHEAD: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Activation happens no earlier than this before expiry.
 const MAX_ACTIVATE_AHEAD: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// One of the two key slots; their key-manager IDs are SPIRE's.
+/// One of the two key slots; their key-manager IDs are SPIRE's. X.509 CAs and JWT keys each
+/// have their own pair of slots.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum SlotId {
-    /// `x509-CA-A`.
+    /// `x509-CA-A` / `JWT-Signer-A`.
     A,
-    /// `x509-CA-B`.
+    /// `x509-CA-B` / `JWT-Signer-B`.
     B,
 }
 
@@ -46,7 +50,8 @@ pub struct Plugins {
 
 /// Owns the authority slots: prepares the next CA at ½ of the current one's lifetime
 /// (publishing its root first), activates it at ⅚, and records every step in the journal so a
-/// restart with persistent keys continues where it stopped.
+/// restart with persistent keys continues where it stopped. JWT keys follow the same policy
+/// in slots of their own (unless `disable_jwt_svids`).
 pub struct CaManager {
     config: Arc<CaConfig>,
     clock: SharedClock,
@@ -60,6 +65,8 @@ pub struct CaManager {
 struct State {
     current: Option<Slot>,
     next: Option<Slot>,
+    jwt_current: Option<JwtSlot>,
+    jwt_next: Option<JwtSlot>,
     journal: Journal,
     journal_id: i64,
 }
@@ -68,6 +75,19 @@ struct State {
 struct Slot {
     id: SlotId,
     ca: Arc<X509Ca>,
+}
+
+#[derive(Clone)]
+struct JwtSlot {
+    id: SlotId,
+    key: Arc<JwtKey>,
+}
+
+/// The span the rotation policy measures an authority's lifetime on.
+#[derive(Clone, Copy, Debug)]
+struct Lifetime {
+    start: SystemTime,
+    end: SystemTime,
 }
 
 /// What one rotation tick should do, decided from the clock alone.
@@ -86,11 +106,19 @@ enum Step {
 // === impl SlotId ===
 
 impl SlotId {
-    /// The key manager ID of the slot's key.
+    /// The key manager ID of the slot's X.509 CA key.
     pub fn key_id(self) -> &'static str {
         match self {
             Self::A => "x509-CA-A",
             Self::B => "x509-CA-B",
+        }
+    }
+
+    /// The key manager ID of the slot's JWT signing key.
+    pub fn jwt_key_id(self) -> &'static str {
+        match self {
+            Self::A => "JWT-Signer-A",
+            Self::B => "JWT-Signer-B",
         }
     }
 
@@ -147,8 +175,20 @@ impl CaManager {
         state.next.as_ref().map(|s| (s.id, s.ca.clone()))
     }
 
-    /// One rotation tick: prepare or activate as the clock says, then prune authorities that
-    /// expired more than a day ago from the bundle.
+    /// The active JWT key and its slot (none while JWT-SVIDs are disabled).
+    pub async fn current_jwt_key(&self) -> Option<(SlotId, Arc<JwtKey>)> {
+        let state = self.state.lock().await;
+        state.jwt_current.as_ref().map(|s| (s.id, s.key.clone()))
+    }
+
+    /// The prepared JWT key, if one is waiting.
+    pub async fn next_jwt_key(&self) -> Option<(SlotId, Arc<JwtKey>)> {
+        let state = self.state.lock().await;
+        state.jwt_next.as_ref().map(|s| (s.id, s.key.clone()))
+    }
+
+    /// One rotation tick: prepare or activate as the clock says (X.509 CA, then JWT key),
+    /// then prune authorities that expired more than a day ago from the bundle.
     pub async fn rotate(&self) -> Result<()> {
         let mut state = self.state.lock().await;
         self.tick(&mut state).await?;
@@ -183,11 +223,19 @@ impl CaManager {
     }
 
     async fn tick(&self, state: &mut State) -> Result<()> {
-        match step(
-            self.clock.now(),
-            state.current.as_ref(),
-            state.next.as_ref(),
-        ) {
+        self.tick_x509(state).await?;
+        if self.config.disable_jwt_svids {
+            return Ok(());
+        }
+        self.tick_jwt(state).await
+    }
+
+    async fn tick_x509(&self, state: &mut State) -> Result<()> {
+        let current = state.current.as_ref().map(|s| Lifetime {
+            start: s.ca.not_before(),
+            end: s.ca.not_after(),
+        });
+        match step(self.clock.now(), current, state.next.is_some()) {
             Step::Idle => Ok(()),
             Step::Bootstrap => {
                 let slot = match &state.current {
@@ -264,7 +312,7 @@ impl CaManager {
         if let Some(current) = &state.current {
             self.ca.set_active(current.ca.clone());
         }
-        Ok(())
+        self.load_jwt(state).await
     }
 
     fn public_key_of(&self, certificate: &[u8]) -> Result<Vec<u8>> {
@@ -421,31 +469,21 @@ impl fmt::Debug for CaManager {
     }
 }
 
-/// The rotation policy: pure, from the clock and the two slots.
-fn step(now: SystemTime, current: Option<&Slot>, next: Option<&Slot>) -> Step {
+/// The rotation policy: pure, from the clock, the current authority's lifetime and whether a
+/// next one is prepared. The same for X.509 CAs and JWT keys.
+fn step(now: SystemTime, current: Option<Lifetime>, has_next: bool) -> Step {
     let Some(current) = current else {
         return Step::Bootstrap;
     };
-    let ca = &current.ca;
-    if now >= ca.not_after() {
+    if now >= current.end {
         return Step::Bootstrap;
     }
-    let activate_at = refresh_at(
-        ca.not_before(),
-        ca.not_after(),
-        (5, 6),
-        Some(MAX_ACTIVATE_AHEAD),
-    );
+    let activate_at = refresh_at(current.start, current.end, (5, 6), Some(MAX_ACTIVATE_AHEAD));
     if now >= activate_at {
         return Step::Activate;
     }
-    let prepare_at = refresh_at(
-        ca.not_before(),
-        ca.not_after(),
-        (1, 2),
-        Some(MAX_PREPARE_AHEAD),
-    );
-    if now >= prepare_at && next.is_none() {
+    let prepare_at = refresh_at(current.start, current.end, (1, 2), Some(MAX_PREPARE_AHEAD));
+    if now >= prepare_at && !has_next {
         return Step::Prepare;
     }
     Step::Idle

@@ -12,6 +12,7 @@ use spire_server_plugin::x509::{self as x509util, dn_value, ia5};
 use spire_time::SharedClock;
 
 use crate::config::CaConfig;
+use crate::jwtkey::JwtKey;
 use crate::{Error, Result};
 
 /// One X.509 signing authority: a key and its CA certificate (plus the upstream chain when an
@@ -37,13 +38,14 @@ pub struct X509SvidParams<'a> {
     pub ttl: Duration,
 }
 
-/// The minting side of the CA: cheap to clone, always signs with the authority that is
-/// active at the moment of the call.
+/// The minting side of the CA: cheap to clone, always signs with the authority (X.509 CA or
+/// JWT key) that is active at the moment of the call.
 #[derive(Clone)]
 pub struct Ca {
-    config: Arc<CaConfig>,
-    clock: SharedClock,
+    pub(crate) config: Arc<CaConfig>,
+    pub(crate) clock: SharedClock,
     active: Arc<RwLock<Option<Arc<X509Ca>>>>,
+    pub(crate) active_jwt: Arc<RwLock<Option<Arc<JwtKey>>>>,
 }
 
 // === impl X509Ca ===
@@ -182,6 +184,7 @@ impl Ca {
             config,
             clock,
             active: Arc::default(),
+            active_jwt: Arc::default(),
         }
     }
 

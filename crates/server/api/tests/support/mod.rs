@@ -50,10 +50,26 @@ impl Harness {
         Self::start_on(dir, &config, adjust).await
     }
 
+    /// Starts both route sets with a CA configured by `adjust_ca` (e.g. JWT settings).
+    pub async fn start_with_ca(adjust_ca: impl FnOnce(&mut CaConfig)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = SqlConfig::sqlite(dir.path().join("datastore.sqlite3"));
+        Self::start_full(dir, &config, adjust_ca, |_| {}).await
+    }
+
     /// Starts a server on the database `config` names (sockets go to `dir`).
     pub async fn start_on(
         dir: tempfile::TempDir,
         config: &SqlConfig,
+        adjust: impl FnOnce(&mut ApiContext),
+    ) -> Self {
+        Self::start_full(dir, config, |_| {}, adjust).await
+    }
+
+    async fn start_full(
+        dir: tempfile::TempDir,
+        config: &SqlConfig,
+        adjust_ca: impl FnOnce(&mut CaConfig),
         adjust: impl FnOnce(&mut ApiContext),
     ) -> Self {
         let clock = ManualClock::at_fixed_instant();
@@ -64,8 +80,10 @@ impl Harness {
                 .unwrap(),
         );
         let td = TrustDomain::new(TD).unwrap();
+        let mut ca_config = CaConfig::new(td.clone());
+        adjust_ca(&mut ca_config);
         let ca = CaManager::new(
-            CaConfig::new(td.clone()),
+            ca_config,
             shared.clone(),
             Plugins {
                 key_manager: Arc::new(MemoryKeyManager::new()),
