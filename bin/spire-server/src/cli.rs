@@ -4,6 +4,7 @@ mod agent;
 mod bundle;
 mod common;
 mod entry;
+mod federation;
 #[cfg(test)]
 mod flag_tests;
 mod healthcheck;
@@ -50,6 +51,9 @@ enum Command {
     /// Work with attested agents.
     #[command(subcommand)]
     Agent(agent::AgentCommand),
+    /// Manage dynamic federation relationships.
+    #[command(subcommand)]
+    Federation(federation::FederationCommand),
 }
 
 impl Cli {
@@ -81,6 +85,7 @@ async fn run_client(command: Command, io: &mut common::Io<'_>) -> anyhow::Result
         Command::X509(c) => x509::run(c, io).await,
         Command::Jwt(c) => jwt::run(c, io).await,
         Command::Agent(c) => agent::run(c, io).await,
+        Command::Federation(c) => federation::run(c, io).await,
         Command::Run(_) | Command::Validate(_) => {
             unreachable!("server-side commands are dispatched by Cli::run")
         }

@@ -1,12 +1,15 @@
 //! Proto ⇄ domain conversion at the API edge, with SPIRE's checks and messages.
 //!
 //! Everything a client sends passes through here before it reaches the datastore or the CA:
-//! SPIFFE IDs (`SPIFFEID{trust_domain, path}`), selectors, entries, bundles. Messages are the
+//! SPIFFE IDs (`SPIFFEID{trust_domain, path}`), selectors, entries, bundles, federation
+//! relationships (with the bundle endpoint URL checked as Go's `net/url` parses it). Messages are the
 //! ones SPIRE's server API returns, so clients and scripts that match on them keep working.
 
 mod agent;
 mod bundle;
 mod entry;
+mod federation;
+mod url;
 
 use spire_id::{IdError, Selector, SelectorError, SelectorSet, SpiffeId, TrustDomain};
 use spire_proto::spire::api::types;
@@ -20,6 +23,10 @@ pub use bundle::{
 };
 pub use entry::{
     HINT_MAX_LEN, apply_entry_mask, entry_from_proto, entry_mask_from_proto, entry_to_proto,
+};
+pub use federation::{
+    ALL_RELATIONSHIP_FIELDS, RelationshipError, profile_to_proto, relationship_from_proto,
+    relationship_to_proto,
 };
 
 /// Why a client's message could not become a domain value. The `Display` text is SPIRE's.

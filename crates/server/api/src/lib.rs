@@ -1,7 +1,7 @@
 //! The server's gRPC APIs, wire-compatible with SPIRE, behind one authorization layer.
 //!
-//! One module per service ([`entry`], [`bundle`], [`agent`], [`svid`], [`debug`], and
-//! spire-rs's own [`push`]), each a `Config` → `new` → tonic server type; proto ⇄ domain
+//! One module per service ([`entry`], [`bundle`], [`agent`], [`svid`], [`trust_domain`],
+//! [`debug`], and spire-rs's own [`push`]), each a `Config` → `new` → tonic server type; proto ⇄ domain
 //! conversion at the edge ([`convert`]); one error-to-status helper that logs.
 //! [`admin_routes`] (the admin Unix socket: everything, including Debug, Health and Logger)
 //! and [`tcp_routes`] (Agent, Bundle, Entry, SVID, TrustDomain, LocalAuthority, Push) return
@@ -31,6 +31,7 @@ pub mod push;
 mod status;
 mod stubs;
 pub mod svid;
+pub mod trust_domain;
 
 use std::fmt;
 use std::sync::Arc;
@@ -40,7 +41,7 @@ use spire_id::{SpiffeId, TrustDomain};
 use spire_proto::spire::api::server::{
     agent::v1::agent_server::AgentServer, bundle::v1::bundle_server::BundleServer,
     debug::v1::debug_server::DebugServer, entry::v1::entry_server::EntryServer,
-    svid::v1::svid_server::SvidServer,
+    svid::v1::svid_server::SvidServer, trustdomain::v1::trust_domain_server::TrustDomainServer,
 };
 use spire_proto::spirers::server::push::v1::push_server::PushServer;
 use spire_server_ca::Ca;
@@ -51,6 +52,7 @@ use tonic::service::Routes;
 
 pub use authz::{AuthorizedCaller, Caller, CallerClass, PeerSvid};
 pub use spire_server_cache::{ChangeFeed, FeedState};
+pub use trust_domain::BundleRefresher;
 
 use authz::{Authorized, Authorizer};
 
@@ -82,6 +84,9 @@ pub struct ApiContext {
     /// Serve `spirers.server.push.v1.Push` (default true). When false the service is not
     /// routed and Watch answers Unimplemented, as a SPIRE server does: agents then poll.
     pub push: bool,
+    /// The federation refresher behind TrustDomain's `RefreshBundle`; none by default (every
+    /// refresh then answers SPIRE's "no relationship with trust domain").
+    pub bundle_refresher: Option<Arc<dyn BundleRefresher>>,
 }
 
 /// Where the server's current X509-SVID chain (leaf first, DER) can be read.
@@ -94,7 +99,7 @@ pub trait SvidSource: Send + Sync + fmt::Debug + 'static {
 
 impl ApiContext {
     /// A context with SPIRE's defaults: no `admin_ids`, a 1 h default X509-SVID TTL, started
-    /// now, no server SVID, and a change feed over `datastore` (loaded on first use; the
+    /// now, no server SVID, no bundle refresher, and a change feed over `datastore` (loaded on first use; the
     /// caller spawns its [`ChangeFeed::run`]).
     pub fn new(
         trust_domain: TrustDomain,
@@ -114,6 +119,7 @@ impl ApiContext {
             default_x509_svid_ttl: Duration::from_secs(3600),
             server_svid: None,
             push: true,
+            bundle_refresher: None,
         }
     }
 }
@@ -163,7 +169,12 @@ fn common_routes(ctx: &ApiContext, authorizer: &Authorizer) -> Routes {
         SvidServer::new(svid::SvidService::new(svid::Config::from(ctx))),
         authorizer.clone(),
     ))
-    .add_service(Authorized::new(stubs::TrustDomain, authorizer.clone()))
+    .add_service(Authorized::new(
+        TrustDomainServer::new(trust_domain::TrustDomainService::new(
+            trust_domain::Config::from(ctx),
+        )),
+        authorizer.clone(),
+    ))
     .add_service(Authorized::new(stubs::LocalAuthority, authorizer.clone()));
     if !ctx.push {
         return routes;

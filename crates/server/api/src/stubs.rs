@@ -1,6 +1,6 @@
-//! Services whose methods are all `Unimplemented` for now (TrustDomain, LocalAuthority,
-//! Logger). They are routed anyway so that authorization answers first, exactly as for the
-//! implemented services.
+//! Services whose methods are all `Unimplemented` for now (LocalAuthority, Logger). They
+//! are routed anyway so that authorization answers first, exactly as for the implemented
+//! services.
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};
@@ -42,11 +42,6 @@ macro_rules! unimplemented_service {
     };
 }
 
-unimplemented_service!(
-    /// `spire.api.server.trustdomain.v1.TrustDomain` (federation relationships).
-    TrustDomain,
-    "spire.api.server.trustdomain.v1.TrustDomain"
-);
 unimplemented_service!(
     /// `spire.api.server.localauthority.v1.LocalAuthority` (CA rotation control).
     LocalAuthority,

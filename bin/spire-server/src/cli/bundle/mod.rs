@@ -17,6 +17,8 @@ use tonic::transport::Channel;
 use crate::cli::common::{Client, Io, OutputArgs, OutputFormat, SocketArgs, print_count, rpc_err};
 use spire_cli::protojson;
 
+pub(crate) use set::parse_bundle;
+
 /// The `bundle` verbs.
 #[derive(Debug, Subcommand)]
 pub(crate) enum BundleCommand {
