@@ -131,6 +131,25 @@ impl X509Svid {
         })
     }
 
+    /// The SPIFFE ID of a peer's certificate chain (DER, leaf first) after the X509-SVID
+    /// rules that need no private key: the leaf's one SPIFFE URI SAN with a path, the leaf
+    /// and signing-certificate key usages and CA flags. Whether the chain is trusted is the
+    /// caller's to check (a TLS verifier has done it before calling this).
+    pub fn peer_id<'a>(
+        cert_chain: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<SpiffeId, X509SvidError> {
+        let mut certs = Vec::new();
+        for der in cert_chain {
+            let (_, cert) = X509Certificate::from_der(der)
+                .map_err(|e| X509SvidError::ParseCertificate(e.to_string()))?;
+            certs.push(cert);
+        }
+        let (leaf, signing_certs) = certs.split_first().ok_or(X509SvidError::NoCertificates)?;
+        let spiffe_id = validate_leaf(leaf)?;
+        signing_certs.iter().try_for_each(validate_signing_cert)?;
+        Ok(spiffe_id)
+    }
+
     /// Parses PEM: the `CERTIFICATE` blocks of `certs_pem` (leaf first) and the first
     /// `PRIVATE KEY` (PKCS#8) block of `key_pem`. Blocks of other types are skipped, so one
     /// file holding both the key and the chain can be passed twice.

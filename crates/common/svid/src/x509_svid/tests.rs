@@ -255,3 +255,22 @@ fn debug_never_shows_the_key() {
         "{debug}"
     );
 }
+
+#[test]
+fn peer_id_applies_the_chain_rules_without_a_key() {
+    let (leaf, _key, mid) = chain_via(ca_params("example.org"));
+    let id = X509Svid::peer_id([leaf.as_slice(), mid.der.as_slice()]).unwrap();
+    assert_eq!(id.to_string(), ID);
+
+    let mut ca_leaf = leaf_params(ID);
+    ca_leaf.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let (der, _key) = leaf_with(&ca_leaf, &P256);
+    assert_eq!(
+        X509Svid::peer_id([der.as_slice()]),
+        Err(X509SvidError::LeafIsCa)
+    );
+    assert_eq!(
+        X509Svid::peer_id(std::iter::empty()),
+        Err(X509SvidError::NoCertificates)
+    );
+}
