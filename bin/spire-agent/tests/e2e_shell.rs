@@ -81,3 +81,8 @@ fn agent_cli() {
 fn ban_and_evict() {
     run_suite("ban-evict.sh");
 }
+
+#[test]
+fn jwt_svids() {
+    run_suite("jwt.sh");
+}

@@ -1,5 +1,6 @@
-//! `spire-agent api fetch [x509]` and `api watch`: the Workload API as a workload sees it,
-//! printed (and optionally written to files) the way SPIRE's CLI does.
+//! `spire-agent api fetch [x509]`, `api fetch jwt`, `api validate jwt` and `api watch`: the
+//! Workload API as a workload sees it, printed (and optionally written to files) the way
+//! SPIRE's CLI does. The JWT commands are in [`jwt`].
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -19,11 +20,16 @@ use x509_parser::prelude::{FromDer as _, X509Certificate};
 
 use crate::cli::socket::SocketArgs;
 
+mod jwt;
+
 /// `api …` verbs.
 #[derive(Debug, Subcommand)]
 pub(crate) enum ApiCommand {
-    /// Fetch an X509-SVID (the default) from the Workload API.
+    /// Fetch an X509-SVID (the default) or JWT-SVIDs from the Workload API.
     Fetch(FetchArgs),
+    /// Validate an SVID through the Workload API.
+    #[command(subcommand)]
+    Validate(ValidateKind),
     /// Watch the Workload API and print every X509-SVID update.
     Watch(WatchArgs),
 }
@@ -42,6 +48,15 @@ pub(crate) struct FetchArgs {
 enum FetchKind {
     /// Fetch X509-SVIDs and bundles.
     X509(X509Args),
+    /// Fetch JWT-SVIDs and JWT bundles.
+    Jwt(jwt::FetchJwtArgs),
+}
+
+/// `api validate …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ValidateKind {
+    /// Validate a JWT-SVID.
+    Jwt(jwt::ValidateJwtArgs),
 }
 
 /// Flags of `api fetch x509`.
@@ -85,8 +100,10 @@ pub(crate) async fn run(command: ApiCommand, io: &mut Io<'_>) -> anyhow::Result<
     match command {
         ApiCommand::Fetch(args) => match args.kind {
             Some(FetchKind::X509(x509)) => fetch_x509(x509, io).await,
+            Some(FetchKind::Jwt(args)) => jwt::fetch(args, io).await,
             None => fetch_x509(args.x509, io).await,
         },
+        ApiCommand::Validate(ValidateKind::Jwt(args)) => jwt::validate(args, io).await,
         ApiCommand::Watch(args) => watch(args, io).await,
     }
 }

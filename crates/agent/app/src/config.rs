@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
+use spire_agent_cache::DEFAULT_JWT_SVID_CACHE_MAX_SIZE;
 use spire_agent_manager::{TrustBundleFormat, TrustBundleSource};
 use spire_agent_plugin::nodeattestor::X509PopConfig;
 use spire_agent_sds::SdsConfig;
@@ -14,6 +15,9 @@ use spire_id::TrustDomain;
 use spire_svid::KeyType;
 
 use crate::Error;
+
+/// SPIRE's agent RPC timeout: the default `jwt_svid_cache_hit_timeout` and its upper bound.
+const JWT_RPC_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Plugin types `spire-agent` knows (configuring another is an error).
 pub const PLUGIN_TYPES: &[&str] = &[
@@ -96,6 +100,12 @@ pub struct AgentConfig {
     pub sync_interval: Duration,
     /// `x509_svid_cache_max_size`.
     pub x509_svid_cache_max_size: usize,
+    /// `jwt_svid_cache_max_size` (default 1000).
+    pub jwt_svid_cache_max_size: usize,
+    /// `experimental.jwt_svid_cache_hit_timeout` (default 30 s, SPIRE's RPC timeout).
+    pub jwt_svid_cache_hit_timeout: Duration,
+    /// `allowed_foreign_jwt_claims`.
+    pub allowed_foreign_jwt_claims: Vec<String>,
     /// `workload_x509_svid_key_type`.
     pub workload_key_type: KeyType,
     /// `allow_unauthenticated_verifiers`.
@@ -228,6 +238,8 @@ fn resolve(agent: &AgentSection, plugins: &Plugins, o: &Overrides) -> Result<Age
             .map_err(|e| config_err(format!("invalid workload_x509_svid_key_type: {e}")))?,
     };
 
+    let jwt_svid_cache_hit_timeout = jwt_svid_cache_hit_timeout(agent)?;
+
     Ok(AgentConfig {
         trust_domain,
         server_address,
@@ -245,6 +257,11 @@ fn resolve(agent: &AgentSection, plugins: &Plugins, o: &Overrides) -> Result<Age
         log_file: pick(&o.log_file, &agent.log_file).map(PathBuf::from),
         sync_interval: agent.sync_interval(),
         x509_svid_cache_max_size: agent.x509_svid_cache_max_size() as usize,
+        jwt_svid_cache_max_size: agent
+            .jwt_svid_cache_max_size
+            .map_or(DEFAULT_JWT_SVID_CACHE_MAX_SIZE, |v| v.0 as usize),
+        jwt_svid_cache_hit_timeout,
+        allowed_foreign_jwt_claims: agent.allowed_foreign_jwt_claims.clone(),
         workload_key_type,
         allow_unauthenticated_verifiers: o
             .allow_unauthenticated_verifiers
@@ -260,6 +277,31 @@ fn resolve(agent: &AgentSection, plugins: &Plugins, o: &Overrides) -> Result<Age
             .unwrap_or(false),
         sds: sds_config(agent.sds.as_ref()),
     })
+}
+
+/// `experimental.jwt_svid_cache_hit_timeout`: at least 5 s and under SPIRE's 30 s RPC timeout,
+/// which is also the default.
+fn jwt_svid_cache_hit_timeout(agent: &AgentSection) -> Result<Duration, Error> {
+    let Some(timeout) = agent
+        .experimental
+        .as_ref()
+        .and_then(|e| e.jwt_svid_cache_hit_timeout)
+        .map(|d| d.0)
+    else {
+        return Ok(JWT_RPC_TIMEOUT);
+    };
+    if timeout < Duration::from_secs(5) {
+        return Err(config_err(format!(
+            "jwt_svid_cache_hit_timeout ({timeout:?}) must be greater than 5s"
+        )));
+    }
+    if timeout >= JWT_RPC_TIMEOUT {
+        return Err(config_err(format!(
+            "jwt_svid_cache_hit_timeout ({timeout:?}) must be less than 30s"
+        )));
+    }
+    tracing::warn!("The use of 'jwt_svid_cache_hit_timeout' is experimental");
+    Ok(timeout)
 }
 
 /// `sds {}` over SPIRE's defaults (a key left out keeps its default).
@@ -396,6 +438,9 @@ plugins {
         assert_eq!(config.node_attestor, NodeAttestorChoice::JoinToken(None));
         assert_eq!(config.sync_interval, Duration::from_secs(5));
         assert_eq!(config.x509_svid_cache_max_size, 1000);
+        assert_eq!(config.jwt_svid_cache_max_size, 1000);
+        assert_eq!(config.jwt_svid_cache_hit_timeout, Duration::from_secs(30));
+        assert!(config.allowed_foreign_jwt_claims.is_empty());
         assert_eq!(config.sds, SdsConfig::default());
         assert!(matches!(
             config.trust_bundle,
@@ -423,6 +468,36 @@ plugins {
                 default_all_bundles_name: "ROOTCA".into(),
                 disable_spiffe_cert_validation: true,
             }
+        );
+    }
+
+    #[test]
+    fn jwt_settings_are_read_and_the_hit_timeout_bounded() {
+        let with = |keys: &str| {
+            AGENT.replacen(
+                "trust_domain = \"example.org\"",
+                &format!("trust_domain = \"example.org\"\n{keys}"),
+                1,
+            )
+        };
+        let text = with(
+            "jwt_svid_cache_max_size = 5\nallowed_foreign_jwt_claims = [\"iss\", \"email\"]\n\
+             experimental {\n jwt_svid_cache_hit_timeout = \"10s\"\n}",
+        );
+        let config = resolve_text(&text, &Overrides::default()).unwrap();
+        assert_eq!(config.jwt_svid_cache_max_size, 5);
+        assert_eq!(config.allowed_foreign_jwt_claims, ["iss", "email"]);
+        assert_eq!(config.jwt_svid_cache_hit_timeout, Duration::from_secs(10));
+
+        let low = with("experimental {\n jwt_svid_cache_hit_timeout = \"4s\"\n}");
+        assert_eq!(
+            resolve_text(&low, &Overrides::default()).unwrap_err(),
+            "jwt_svid_cache_hit_timeout (4s) must be greater than 5s"
+        );
+        let high = with("experimental {\n jwt_svid_cache_hit_timeout = \"30s\"\n}");
+        assert_eq!(
+            resolve_text(&high, &Overrides::default()).unwrap_err(),
+            "jwt_svid_cache_hit_timeout (30s) must be less than 30s"
         );
     }
 

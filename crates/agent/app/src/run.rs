@@ -54,7 +54,9 @@ pub async fn run(
             sync_interval: config.sync_interval,
             workload_key_type: config.workload_key_type,
             x509_svid_cache_max_size: config.x509_svid_cache_max_size,
-            clock,
+            jwt_svid_cache_max_size: config.jwt_svid_cache_max_size,
+            jwt_svid_cache_hit_timeout: config.jwt_svid_cache_hit_timeout,
+            clock: clock.clone(),
         },
         stop.clone(),
     )
@@ -70,8 +72,10 @@ pub async fn run(
     let mut endpoint = Endpoint::bind(EndpointConfig {
         socket_path: config.socket_path.clone(),
         allow_unauthenticated_verifiers: config.allow_unauthenticated_verifiers,
+        allowed_foreign_jwt_claims: config.allowed_foreign_jwt_claims.clone(),
         disable_workload_api: config.disable_workload_api,
-    })?;
+    })?
+    .with_jwt(manager.jwt_svid_source(), clock);
     if !config.disable_sds_api {
         // Envoy SDS v3 on the same socket as the Workload API.
         let sds = SdsService::new(

@@ -6,6 +6,9 @@
 //! API and SDS endpoints subscribe with a caller's selectors and receive a [`WorkloadUpdate`]
 //! on every change that concerns them.
 //!
+//! JWT-SVIDs are minted on demand rather than prefetched; [`JwtSvidCache`] keeps them (see
+//! [`jwt`]).
+//!
 //! Choices: an SVID past its `notAfter` keeps being served (as SPIRE does) until the manager
 //! replaces it; store_svid entries are neither minted nor served (no SVIDStore support yet).
 #![forbid(unsafe_code)]
@@ -19,10 +22,15 @@ use spire_id::{SelectorSet, SpiffeId, TrustDomain};
 use spire_svid::Bundle;
 use tokio::sync::{Notify, watch};
 
+pub mod jwt;
 mod rotation;
 mod state;
 mod update;
 
+pub use jwt::{
+    DEFAULT_JWT_SVID_CACHE_MAX_SIZE, JwtSvid, JwtSvidCache, JwtSvidError, JwtSvidKey,
+    JwtSvidMinter, JwtSvidSource,
+};
 use state::{Published, State};
 
 /// A registration entry as the agent knows it (what SyncAuthorizedEntries returns).
@@ -243,6 +251,18 @@ impl Cache {
     /// are left out), ordered by entry ID.
     pub fn identities(&self, selectors: &SelectorSet) -> Vec<Identity> {
         self.inner.lock().identities(selectors)
+    }
+
+    /// The entries a workload with these selectors matches right now, with or without an
+    /// X509-SVID (JWT-SVIDs are minted per request), ordered by entry ID.
+    pub fn matching_entries(&self, selectors: &SelectorSet) -> Vec<Arc<Entry>> {
+        self.inner.lock().matching_entries(selectors)
+    }
+
+    /// What a workload with these selectors is entitled to right now, without subscribing:
+    /// the update a subscription would receive (entries still waiting for an SVID left out).
+    pub fn workload_update(&self, selectors: &SelectorSet) -> WorkloadUpdate {
+        self.inner.lock().workload_update(selectors)
     }
 
     #[cfg(test)]

@@ -348,6 +348,19 @@ impl State {
         identities
     }
 
+    /// The entries matching `selectors`, by entry ID.
+    pub(crate) fn matching_entries(&self, selectors: &SelectorSet) -> Vec<Arc<Entry>> {
+        self.matching(selectors)
+            .into_iter()
+            .map(|s| Arc::clone(&s.entry))
+            .collect()
+    }
+
+    /// The update of `selectors` as it stands.
+    pub(crate) fn workload_update(&self, selectors: &SelectorSet) -> WorkloadUpdate {
+        self.build(selectors).0
+    }
+
     /// Number of subscription groups (tests).
     #[cfg(test)]
     pub(crate) fn group_count(&self) -> usize {

@@ -121,6 +121,53 @@ fn identities_are_ordered_by_entry_id_and_leave_out_entries_without_svid() {
     assert_eq!(minted(&cache.entries()), ["10", "9", "a", "b", "c"]);
 }
 
+#[test]
+fn matching_entries_include_those_without_svid_and_skip_store_svid() {
+    let cache = cache(100);
+    let sel = ["unix:uid:1"];
+    let mut stored = entry("s", &sel);
+    stored.store_svid = true;
+    cache.update_entries(vec![
+        entry("b", &sel),
+        entry("a", &sel),
+        entry("other", &["unix:uid:2"]),
+        stored,
+    ]);
+    store(&cache, &["b"]);
+    assert_eq!(
+        minted(&cache.matching_entries(&selectors(&sel))),
+        ["a", "b"]
+    );
+    assert!(cache.identities(&selectors(&["unix:uid:3"])).is_empty());
+}
+
+#[test]
+fn workload_update_has_the_identities_and_their_federated_bundles() {
+    let cache = cache(100);
+    let sel = ["unix:uid:1"];
+    let mut a = entry("a", &sel);
+    a.federates_with = vec![td("one.org")];
+    let mut b = entry("b", &sel);
+    b.federates_with = vec![td("two.org")];
+    cache.update_entries(vec![a, b]);
+    let federated: BTreeMap<_, _> = ["one.org", "two.org", "three.org"]
+        .iter()
+        .map(|n| (td(n), Bundle::new(td(n))))
+        .collect();
+    cache.update_bundles(Bundle::new(td("example.org")), federated);
+    // `b` has no SVID yet: neither it nor its federated bundle is in the update.
+    store(&cache, &["a"]);
+    let update = cache.workload_update(&selectors(&sel));
+    assert_eq!(ids(&update.identities), ["a"]);
+    assert_eq!(
+        update.federated_bundles.keys().collect::<Vec<_>>(),
+        [&td("one.org")]
+    );
+    assert_eq!(update.bundle.trust_domain, td("example.org"));
+    let none = cache.workload_update(&selectors(&["unix:uid:9"]));
+    assert!(none.identities.is_empty() && none.federated_bundles.is_empty());
+}
+
 #[tokio::test]
 async fn no_matching_entry_gives_an_empty_update_at_once() {
     let cache = cache(100);

@@ -5,12 +5,13 @@
 //! otherwise), synchronises once, and then keeps four loops running until stop or a fatal
 //! error: entry/bundle sync (poll + push), workload SVID minting, agent SVID rotation, and the
 //! push watch stream. The [`spire_agent_cache::Cache`] it feeds is what the workload
-//! endpoints serve from.
+//! endpoints serve from; JWT-SVIDs are minted on request through [`Manager::jwt_svid_source`].
 #![forbid(unsafe_code)]
 
 mod attest;
 mod convert;
 pub mod details;
+mod jwt;
 mod loops;
 mod manager;
 pub mod state;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
-use spire_agent_cache::{Cache, CacheConfig};
+use spire_agent_cache::{Cache, CacheConfig, JwtSvidCache, JwtSvidSource};
 use spire_agent_plugin::keymanager::{Key, KeyManager};
 use spire_agent_plugin::nodeattestor::NodeAttestor;
 use spire_id::{SpiffeId, TrustDomain};
@@ -20,7 +20,7 @@ use x509_parser::prelude::{FromDer as _, X509Certificate};
 use crate::details::{Reason, permission_denied_reason};
 use crate::state::{AgentState, StateFile};
 use crate::tls::{self, ClientIdentity, ServerVerifier};
-use crate::{Error, Result, attest, convert, loops};
+use crate::{Error, Result, attest, convert, jwt, loops};
 
 /// The two key-manager slots the agent SVID key alternates between, so that the key of the
 /// stored SVID is never overwritten before a new SVID is stored.
@@ -73,6 +73,11 @@ pub struct ManagerConfig {
     pub workload_key_type: KeyType,
     /// `x509_svid_cache_max_size` (default 1000).
     pub x509_svid_cache_max_size: usize,
+    /// `jwt_svid_cache_max_size` (default 1000): JWT-SVIDs kept, least recently used dropped.
+    pub jwt_svid_cache_max_size: usize,
+    /// `experimental.jwt_svid_cache_hit_timeout`: how long NewJWTSVID may take while a valid
+    /// token is cached (SPIRE's default is its 30 s RPC timeout).
+    pub jwt_svid_cache_hit_timeout: Duration,
     /// Wall time (SVID validity, rotation, TLS certificate checks).
     pub clock: SharedClock,
 }
@@ -81,6 +86,7 @@ pub struct ManagerConfig {
 #[derive(Debug)]
 pub struct Manager {
     shared: Arc<Shared>,
+    jwt_svids: Arc<JwtSvidCache>,
     tasks: JoinSet<Result<()>>,
 }
 
@@ -176,12 +182,23 @@ impl Manager {
         tasks.spawn(loops::watch_loop(shared.clone()));
         tasks.spawn(loops::mint_loop(shared.clone()));
         tasks.spawn(loops::rotation_loop(shared.clone()));
-        Ok(Self { shared, tasks })
+        let jwt_svids = jwt::ServerMinter::cache(&shared);
+        Ok(Self {
+            shared,
+            jwt_svids,
+            tasks,
+        })
     }
 
     /// The cache the manager feeds (for the workload endpoints).
     pub fn cache(&self) -> Cache {
         self.shared.cache.clone()
+    }
+
+    /// Where the Workload API gets JWT-SVIDs: the agent's JWT-SVID cache, minting through
+    /// `SVID.NewJWTSVID` on this manager's server connection.
+    pub fn jwt_svid_source(&self) -> Arc<dyn JwtSvidSource> {
+        self.jwt_svids.clone()
     }
 
     /// The agent's SPIFFE ID.

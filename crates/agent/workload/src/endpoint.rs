@@ -3,8 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use spire_agent_cache::Cache;
+use spire_agent_cache::{Cache, JwtSvidSource};
 use spire_proto::workload::spiffe_workload_api_server::SpiffeWorkloadApiServer;
+use spire_time::SharedClock;
 use tokio::net::UnixListener;
 use tokio::sync::watch;
 use tonic::service::Routes;
@@ -12,7 +13,7 @@ use tonic::transport::Server;
 use tonic_health::ServingStatus;
 
 use crate::service::stopped;
-use crate::{Error, Result, WorkloadApi, WorkloadAttestor};
+use crate::{Error, Result, ServiceSettings, WorkloadApi, WorkloadAttestor};
 
 /// SPIRE's default agent socket (`socket_path`).
 pub const DEFAULT_SOCKET_PATH: &str = "/tmp/spire-agent/public/api.sock";
@@ -24,6 +25,9 @@ pub struct EndpointConfig {
     pub socket_path: PathBuf,
     /// `allow_unauthenticated_verifiers`: callers without an identity still get bundles.
     pub allow_unauthenticated_verifiers: bool,
+    /// `allowed_foreign_jwt_claims`: claims ValidateJWTSVID returns for subjects of other
+    /// trust domains besides `sub`, `aud` and `exp`.
+    pub allowed_foreign_jwt_claims: Vec<String>,
     /// `disable_workload_api`: the socket serves no `SpiffeWorkloadAPI` (its methods answer
     /// `Unimplemented`), only health and the extra routes (SDS).
     pub disable_workload_api: bool,
@@ -36,6 +40,8 @@ pub struct Endpoint {
     listener: UnixListener,
     /// Services built elsewhere (Envoy SDS) and their names; see [`Endpoint::with_routes`].
     extra: Option<(Vec<&'static str>, Routes)>,
+    /// JWT-SVID source and clock; see [`Endpoint::with_jwt`].
+    jwt: Option<(Arc<dyn JwtSvidSource>, SharedClock)>,
 }
 
 // === impl EndpointConfig ===
@@ -45,6 +51,7 @@ impl Default for EndpointConfig {
         Self {
             socket_path: PathBuf::from(DEFAULT_SOCKET_PATH),
             allow_unauthenticated_verifiers: false,
+            allowed_foreign_jwt_claims: Vec::new(),
             disable_workload_api: false,
         }
     }
@@ -63,7 +70,16 @@ impl Endpoint {
             config,
             listener,
             extra: None,
+            jwt: None,
         })
+    }
+
+    /// Mints JWT-SVIDs through `source` (the agent manager's JWT-SVID cache) and validates
+    /// tokens against `clock`. Without it FetchJWTSVID answers Unavailable and validation uses
+    /// the system clock.
+    pub fn with_jwt(mut self, source: Arc<dyn JwtSvidSource>, clock: SharedClock) -> Self {
+        self.jwt = Some((source, clock));
+        self
     }
 
     /// Also serves `routes` on this socket: services built by other crates (Envoy SDS, which
@@ -97,12 +113,21 @@ impl Endpoint {
             health_reporter
                 .set_serving::<SpiffeWorkloadApiServer<WorkloadApi>>()
                 .await;
-            Some(WorkloadApi::new(
-                cache,
-                attestors,
-                self.config.allow_unauthenticated_verifiers,
-                stop.clone(),
-            ))
+            let mut settings = ServiceSettings {
+                allow_unauthenticated_verifiers: self.config.allow_unauthenticated_verifiers,
+                allowed_foreign_jwt_claims: self
+                    .config
+                    .allowed_foreign_jwt_claims
+                    .iter()
+                    .cloned()
+                    .collect(),
+                ..ServiceSettings::default()
+            };
+            if let Some((source, clock)) = self.jwt {
+                settings.jwt_source = Some(source);
+                settings.clock = clock;
+            }
+            Some(WorkloadApi::new(cache, attestors, settings, stop.clone()))
         };
         let (names, routes) = self.extra.unwrap_or_default();
         for name in names {

@@ -5,7 +5,9 @@
 //! accepted connection is pinned with a pidfd, every configured [`WorkloadAttestor`] runs
 //! against it, and the caller must still be the same live process afterwards ([`peer`]). The
 //! union of the selectors subscribes to the agent cache ([`spire_agent_cache::Cache`]), whose
-//! updates become the Workload API stream messages ([`response`]).
+//! updates become the Workload API stream messages ([`response`]). JWT-SVIDs come from a
+//! [`spire_agent_cache::JwtSvidSource`] (the agent manager's JWT-SVID cache) given to
+//! [`Endpoint::with_jwt`].
 #![forbid(unsafe_code)]
 
 pub mod attestor;
@@ -17,7 +19,9 @@ mod service;
 pub use attestor::WorkloadAttestor;
 pub use attestor::unix::{UnixAttestor, UnixConfig};
 pub use endpoint::{DEFAULT_SOCKET_PATH, Endpoint, EndpointConfig, serve};
-pub use service::{HeaderCheck, SECURITY_HEADER, WorkloadApi, check_security_header};
+pub use service::{
+    HeaderCheck, SECURITY_HEADER, ServiceSettings, WorkloadApi, check_security_header,
+};
 
 /// Errors of the Workload API endpoint and of workload attestation.
 #[derive(Debug, thiserror::Error)]

@@ -1,15 +1,17 @@
 //! Workload API messages built from a cache update (`spire_agent_cache::WorkloadUpdate`).
 //!
 //! Each message is built once per update (through `WorkloadUpdate::memo`) and shared by every
-//! stream that sends that update.
+//! stream that sends that update. The JWT messages and validated claims are in [`jwt`].
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use spire_agent_cache::{Identity, WorkloadUpdate};
+use spire_agent_cache::{Entry, Identity, WorkloadUpdate};
 use spire_id::TrustDomain;
 use spire_proto::workload::{X509BundlesResponse, X509svid, X509svidResponse};
 use spire_svid::Bundle;
+
+pub mod jwt;
 
 /// The `FetchX509SVID` message of one update; `None` when the caller has no identity.
 #[derive(Debug)]
@@ -44,25 +46,36 @@ pub(crate) fn bundles_message(update: &WorkloadUpdate) -> Arc<BundlesMessage> {
 /// SPIRE's hint filter (Workload API only): among identities sharing a non-empty hint keep
 /// the oldest by `created_at` (ties: the smaller entry ID); order is otherwise kept.
 pub fn filter_hints(identities: &[Identity]) -> Vec<&Identity> {
-    let mut keep: HashMap<&str, &Identity> = HashMap::new();
-    for identity in identities {
-        let hint = identity.entry.hint.as_str();
-        if hint.is_empty() {
+    oldest_per_hint(identities, |identity| &identity.entry)
+}
+
+/// [`filter_hints`] for entries (FetchJWTSVID works on entries, with or without an SVID).
+pub fn filter_entry_hints(entries: &[Arc<Entry>]) -> Vec<&Arc<Entry>> {
+    oldest_per_hint(entries, |entry| entry)
+}
+
+fn oldest_per_hint<T>(items: &[T], entry_of: impl Fn(&T) -> &Entry) -> Vec<&T> {
+    let mut keep: HashMap<&str, &Entry> = HashMap::new();
+    for item in items {
+        let entry = entry_of(item);
+        if entry.hint.is_empty() {
             continue;
         }
-        keep.entry(hint)
+        keep.entry(entry.hint.as_str())
             .and_modify(|kept| {
-                let (a, b) = (&identity.entry, &kept.entry);
-                if (a.created_at, &a.id) < (b.created_at, &b.id) {
-                    *kept = identity;
+                if (entry.created_at, &entry.id) < (kept.created_at, &kept.id) {
+                    *kept = entry;
                 }
             })
-            .or_insert(identity);
+            .or_insert(entry);
     }
-    let kept: HashSet<&str> = keep.values().map(|i| i.entry.id.as_str()).collect();
-    identities
+    let kept: HashSet<&str> = keep.values().map(|e| e.id.as_str()).collect();
+    items
         .iter()
-        .filter(|i| i.entry.hint.is_empty() || kept.contains(i.entry.id.as_str()))
+        .filter(|item| {
+            let entry = entry_of(item);
+            entry.hint.is_empty() || kept.contains(entry.id.as_str())
+        })
         .collect()
 }
 

@@ -1,8 +1,10 @@
-//! The `SpiffeWorkloadAPI` gRPC service with SPIRE's semantics.
+//! The `SpiffeWorkloadAPI` gRPC service with SPIRE's semantics. The JWT methods are in
+//! [`jwt`].
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use spire_agent_cache::{Cache, Subscription};
+use spire_agent_cache::{Cache, JwtSvidSource, Subscription, WorkloadUpdate};
 use spire_id::SelectorSet;
 use spire_proto::workload::spiffe_workload_api_server::{
     SpiffeWorkloadApi, SpiffeWorkloadApiServer,
@@ -12,6 +14,7 @@ use spire_proto::workload::{
     ValidateJwtsvidResponse, X509BundlesRequest, X509BundlesResponse, X509svidRequest,
     X509svidResponse,
 };
+use spire_time::{SharedClock, SystemClock};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::service::interceptor::InterceptedService;
@@ -19,7 +22,10 @@ use tonic::{Request, Response, Status};
 
 use crate::WorkloadAttestor;
 use crate::peer::{attest_caller, caller_pid};
-use crate::response::{bundles_message, svid_message};
+use crate::response::jwt::{JwtBundlesMessage, jwt_bundles_message};
+use crate::response::{BundlesMessage, bundles_message, svid_message};
+
+mod jwt;
 
 /// The metadata key every Workload API call must carry with exactly one value `true`
 /// (SSRF protection).
@@ -36,12 +42,41 @@ pub struct WorkloadApi {
 struct Inner {
     cache: Cache,
     attestors: Vec<Arc<dyn WorkloadAttestor>>,
-    allow_unauthenticated_verifiers: bool,
+    settings: ServiceSettings,
     stop: watch::Receiver<bool>,
+}
+
+/// What the service needs besides the cache and the attestors.
+#[derive(Clone, Debug)]
+pub struct ServiceSettings {
+    /// `allow_unauthenticated_verifiers`: callers without an identity still get bundles.
+    pub allow_unauthenticated_verifiers: bool,
+    /// `allowed_foreign_jwt_claims`: claims ValidateJWTSVID returns for subjects of other
+    /// trust domains besides `sub`, `aud` and `exp`.
+    pub allowed_foreign_jwt_claims: BTreeSet<String>,
+    /// Where JWT-SVIDs come from (the agent manager's JWT-SVID cache); without one
+    /// FetchJWTSVID answers Unavailable.
+    pub jwt_source: Option<Arc<dyn JwtSvidSource>>,
+    /// Wall time for ValidateJWTSVID.
+    pub clock: SharedClock,
 }
 
 /// The interceptor type of [`WorkloadApi::into_server`].
 pub type HeaderCheck = fn(Request<()>) -> Result<Request<()>, Status>;
+
+// === impl ServiceSettings ===
+
+impl Default for ServiceSettings {
+    /// SPIRE's defaults, no JWT-SVID source, the system clock.
+    fn default() -> Self {
+        Self {
+            allow_unauthenticated_verifiers: false,
+            allowed_foreign_jwt_claims: BTreeSet::new(),
+            jwt_source: None,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
 
 // === impl WorkloadApi ===
 
@@ -51,14 +86,14 @@ impl WorkloadApi {
     pub fn new(
         cache: Cache,
         attestors: Vec<Arc<dyn WorkloadAttestor>>,
-        allow_unauthenticated_verifiers: bool,
+        settings: ServiceSettings,
         stop: watch::Receiver<bool>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 cache,
                 attestors,
-                allow_unauthenticated_verifiers,
+                settings,
                 stop,
             }),
         }
@@ -87,11 +122,67 @@ impl WorkloadApi {
     async fn subscribe<T>(
         &self,
         request: &Request<T>,
-    ) -> Result<(Subscription, Arc<spire_agent_cache::WorkloadUpdate>), Status> {
+    ) -> Result<(Subscription, Arc<WorkloadUpdate>), Status> {
         let selectors = self.attest(request).await?;
         let mut subscription = self.inner.cache.subscribe(selectors);
         let first = subscription.next().await.ok_or_else(cache_gone)?;
         Ok((subscription, first))
+    }
+
+    /// A bundle stream: the message `build` makes of the caller's first update at once, then
+    /// one for each later update unless it equals the last one sent (`response` picks what is
+    /// sent and compared out of a built message). An error ends the stream.
+    async fn bundle_stream<T, M, R>(
+        &self,
+        request: &Request<T>,
+        build: impl Fn(&WorkloadUpdate) -> Result<Arc<M>, Status> + Send + 'static,
+        response: fn(&M) -> &R,
+    ) -> Result<ReceiverStream<Result<R, Status>>, Status>
+    where
+        M: Send + Sync + 'static,
+        R: PartialEq + Clone + Send + 'static,
+    {
+        let (mut subscription, first) = self.subscribe(request).await?;
+        let mut last = build(&first)?;
+        let (tx, rx) = mpsc::channel(1);
+        let stop = self.inner.stop.clone();
+        let first = Ok(response(&last).clone());
+        tokio::spawn(async move {
+            if tx.send(first).await.is_err() {
+                return;
+            }
+            loop {
+                let update = tokio::select! {
+                    // The next change for this caller (`None`: the cache is gone).
+                    update = subscription.next() => update,
+                    // The client went away.
+                    () = tx.closed() => return,
+                    // The agent is stopping.
+                    () = stopped(stop.clone()) => return,
+                };
+                let item = match update {
+                    Some(update) => build(&update),
+                    None => Err(cache_gone()),
+                };
+                match item {
+                    // Identical consecutive messages are not sent again.
+                    Ok(message)
+                        if Arc::ptr_eq(&message, &last)
+                            || response(&message) == response(&last) => {}
+                    Ok(message) => {
+                        if tx.send(Ok(response(&message).clone())).await.is_err() {
+                            return;
+                        }
+                        last = message;
+                    }
+                    Err(status) => {
+                        let _ = tx.send(Err(status)).await;
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(ReceiverStream::new(rx))
     }
 }
 
@@ -99,7 +190,7 @@ impl WorkloadApi {
 impl SpiffeWorkloadApi for WorkloadApi {
     type FetchX509SVIDStream = ReceiverStream<Result<X509svidResponse, Status>>;
     type FetchX509BundlesStream = ReceiverStream<Result<X509BundlesResponse, Status>>;
-    type FetchJWTBundlesStream = tokio_stream::Empty<Result<JwtBundlesResponse, Status>>;
+    type FetchJWTBundlesStream = ReceiverStream<Result<JwtBundlesResponse, Status>>;
 
     async fn fetch_x509svid(
         &self,
@@ -137,67 +228,44 @@ impl SpiffeWorkloadApi for WorkloadApi {
         &self,
         request: Request<X509BundlesRequest>,
     ) -> Result<Response<Self::FetchX509BundlesStream>, Status> {
-        let allow = self.inner.allow_unauthenticated_verifiers;
-        let (mut subscription, first) = self.subscribe(&request).await?;
-        let mut last = bundles_item(&first, allow)?;
-        let (tx, rx) = mpsc::channel(1);
-        let stop = self.inner.stop.clone();
-        let first = Ok(last.0.clone());
-        tokio::spawn(async move {
-            if tx.send(first).await.is_err() {
-                return;
-            }
-            loop {
-                let update = tokio::select! {
-                    // The next change for this caller (`None`: the cache is gone).
-                    update = subscription.next() => update,
-                    // The client went away.
-                    () = tx.closed() => return,
-                    // The agent is stopping.
-                    () = stopped(stop.clone()) => return,
-                };
-                let item = match update {
-                    Some(update) => bundles_item(&update, allow),
-                    None => Err(cache_gone()),
-                };
-                match item {
-                    // Identical consecutive messages are not sent again.
-                    Ok(message) if message.0 == last.0 => {}
-                    Ok(message) => {
-                        if tx.send(Ok(message.0.clone())).await.is_err() {
-                            return;
-                        }
-                        last = message;
-                    }
-                    Err(status) => {
-                        let _ = tx.send(Err(status)).await;
-                        return;
-                    }
-                }
-            }
-        });
-        Ok(Response::new(ReceiverStream::new(rx)))
+        let allow = self.inner.settings.allow_unauthenticated_verifiers;
+        let build = move |update: &WorkloadUpdate| {
+            entitled_to_bundles(update, allow)?;
+            Ok(bundles_message(update))
+        };
+        let stream = self
+            .bundle_stream(&request, build, |m: &BundlesMessage| &m.0)
+            .await?;
+        Ok(Response::new(stream))
     }
 
     async fn fetch_jwtsvid(
         &self,
-        _request: Request<JwtsvidRequest>,
+        request: Request<JwtsvidRequest>,
     ) -> Result<Response<JwtsvidResponse>, Status> {
-        Err(Status::unimplemented("FetchJWTSVID is not implemented"))
+        self.jwt_svids(request).await.map(Response::new)
     }
 
     async fn fetch_jwt_bundles(
         &self,
-        _request: Request<JwtBundlesRequest>,
+        request: Request<JwtBundlesRequest>,
     ) -> Result<Response<Self::FetchJWTBundlesStream>, Status> {
-        Err(Status::unimplemented("FetchJWTBundles is not implemented"))
+        let allow = self.inner.settings.allow_unauthenticated_verifiers;
+        let build = move |update: &WorkloadUpdate| {
+            entitled_to_bundles(update, allow)?;
+            Ok(jwt_bundles_message(update))
+        };
+        let stream = self
+            .bundle_stream(&request, build, |m: &JwtBundlesMessage| &m.0)
+            .await?;
+        Ok(Response::new(stream))
     }
 
     async fn validate_jwtsvid(
         &self,
-        _request: Request<ValidateJwtsvidRequest>,
+        request: Request<ValidateJwtsvidRequest>,
     ) -> Result<Response<ValidateJwtsvidResponse>, Status> {
-        Err(Status::unimplemented("ValidateJWTSVID is not implemented"))
+        self.validate_jwt_svid(request).await.map(Response::new)
     }
 }
 
@@ -215,18 +283,19 @@ pub fn check_security_header(request: Request<()>) -> Result<Request<()>, Status
     }
 }
 
-fn svid_item(update: &spire_agent_cache::WorkloadUpdate) -> Result<X509svidResponse, Status> {
+fn svid_item(update: &WorkloadUpdate) -> Result<X509svidResponse, Status> {
     svid_message(update).0.clone().ok_or_else(no_identity)
 }
 
-fn bundles_item(
-    update: &spire_agent_cache::WorkloadUpdate,
+/// Bundle streams need an identity unless `allow_unauthenticated_verifiers`.
+fn entitled_to_bundles(
+    update: &WorkloadUpdate,
     allow_unauthenticated_verifiers: bool,
-) -> Result<Arc<crate::response::BundlesMessage>, Status> {
+) -> Result<(), Status> {
     if update.identities.is_empty() && !allow_unauthenticated_verifiers {
         return Err(no_identity());
     }
-    Ok(bundles_message(update))
+    Ok(())
 }
 
 fn attestation_failed() -> Status {

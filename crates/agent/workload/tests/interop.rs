@@ -174,9 +174,12 @@ async fn raw_calls_need_the_security_header_and_health_does_not() {
     request
         .metadata_mut()
         .insert(SECURITY_HEADER, "true".parse().unwrap());
+    // No JWT-SVID source on this endpoint.
+    let status = raw.fetch_jwtsvid(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
     assert_eq!(
-        raw.fetch_jwtsvid(request).await.unwrap_err().code(),
-        Code::Unimplemented
+        status.message(),
+        "could not fetch JWT-SVID: JWT-SVIDs are not available on this agent"
     );
 
     let mut health = spire_proto::health::pb::health_client::HealthClient::new(channel);

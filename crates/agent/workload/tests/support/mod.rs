@@ -1,16 +1,20 @@
 //! Shared setup of the integration tests: a test CA, SVIDs minted under it, a real agent
-//! cache and a served endpoint.
+//! cache and a served endpoint (with a JWT-SVID source when asked).
 #![allow(dead_code, unreachable_pub)]
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use spire_agent_cache::Cache;
+use spire_agent_cache::{Cache, JwtSvidSource};
 use spire_agent_workload::{Endpoint, EndpointConfig, UnixAttestor, UnixConfig, WorkloadAttestor};
+use spire_time::SharedClock;
 use tokio::sync::watch;
 
 mod fixtures;
+mod jwt;
 pub use fixtures::*;
+#[allow(unused_imports)] // only the JWT suites use these
+pub use jwt::*;
 
 /// A served endpoint on a socket in a temporary directory; serving stops on drop.
 pub struct Served {
@@ -43,13 +47,34 @@ pub fn serve(cache: &Cache, allow_unauthenticated_verifiers: bool) -> Served {
 
 /// Serves with `config`, its socket path replaced by a fresh temp path.
 pub fn serve_with(cache: &Cache, config: EndpointConfig) -> Served {
+    serve_endpoint(cache, config, None)
+}
+
+/// Serves with `config` and JWT-SVIDs from `source`, validating against `clock`.
+pub fn serve_jwt(
+    cache: &Cache,
+    config: EndpointConfig,
+    source: Arc<dyn JwtSvidSource>,
+    clock: SharedClock,
+) -> Served {
+    serve_endpoint(cache, config, Some((source, clock)))
+}
+
+fn serve_endpoint(
+    cache: &Cache,
+    config: EndpointConfig,
+    jwt: Option<(Arc<dyn JwtSvidSource>, SharedClock)>,
+) -> Served {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("public/api.sock");
-    let endpoint = Endpoint::bind(EndpointConfig {
+    let mut endpoint = Endpoint::bind(EndpointConfig {
         socket_path: socket.clone(),
         ..config
     })
     .unwrap();
+    if let Some((source, clock)) = jwt {
+        endpoint = endpoint.with_jwt(source, clock);
+    }
     let (stop, stopped) = watch::channel(false);
     let attestors: Vec<Arc<dyn WorkloadAttestor>> =
         vec![Arc::new(UnixAttestor::new(UnixConfig::default()))];
