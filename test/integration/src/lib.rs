@@ -6,10 +6,13 @@
 //! its admin Unix socket (entries, join tokens, agents, bundle). [`TestServer::agent`] returns
 //! an [`AgentBuilder`] already pointed at that server and bootstrapped with its bundle;
 //! [`TestAgent`] runs [`spire_agent_app::run`] and hands out rust-spiffe Workload API clients.
+//! Federation helpers (bundles of other trust domains, relationships) are methods of
+//! [`TestServer`] too.
 //! Every wait is bounded by [`WAIT`] and fails instead of hanging.
 #![forbid(unsafe_code)]
 
 mod agent;
+mod federation;
 mod server;
 mod support;
 

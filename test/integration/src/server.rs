@@ -507,7 +507,7 @@ impl Drop for TestServer {
     }
 }
 
-fn check_status(call: &'static str, status: Option<types::Status>) -> Result<()> {
+pub(crate) fn check_status(call: &'static str, status: Option<types::Status>) -> Result<()> {
     match status {
         Some(s) if s.code != 0 => Err(Error::Rpc {
             call,

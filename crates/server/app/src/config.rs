@@ -17,6 +17,10 @@ use spire_svid::KeyType;
 
 use crate::Error;
 
+mod federation;
+
+pub use federation::{BundleEndpointConfig, EndpointProfile, FederationConfig};
+
 /// Plugin types `spire-server` knows (configuring another is an error).
 pub const PLUGIN_TYPES: &[&str] = &[
     "DataStore",
@@ -92,6 +96,8 @@ pub struct ServerConfig {
     /// `experimental.disable_push` (spire-rs only, default false): the push service is not
     /// routed, so Watch answers Unimplemented as on a SPIRE server and agents only poll.
     pub disable_push: bool,
+    /// `federation { }`: the bundle endpoint and the static relationships.
+    pub federation: FederationConfig,
 }
 
 /// `DataStore "sql"` plugin data. SPIRE's pool-size, read-replica and TLS keys are accepted
@@ -244,6 +250,7 @@ impl ServerConfig {
             }
             (Some(block), None) => return Err(unsupported(block)),
         };
+        let federation = FederationConfig::resolve(s.federation.as_ref())?;
         let mut node_attestors = Vec::new();
         let mut x509pop = None;
         for block in plugins.of_type("NodeAttestor") {
@@ -312,6 +319,7 @@ impl ServerConfig {
                 .as_ref()
                 .and_then(|e| e.disable_push)
                 .is_some_and(|b| b.0),
+            federation,
         })
     }
 }

@@ -1,8 +1,10 @@
 //! spire-server's application layer: resolved configuration, the plugin catalog, the admin
-//! Unix socket and the mTLS TCP listener, and the run loop with graceful shutdown.
+//! Unix socket and the mTLS TCP listener, federation (bundle endpoint and refresher), and the
+//! run loop with graceful shutdown.
 #![forbid(unsafe_code)]
 
 pub mod config;
+mod federation;
 mod run;
 mod tls;
 mod uds;
@@ -35,6 +37,9 @@ pub enum Error {
     /// The CA failed.
     #[error(transparent)]
     Ca(#[from] spire_server_ca::Error),
+    /// The bundle endpoint could not start.
+    #[error(transparent)]
+    Federation(#[from] spire_server_federation::Error),
     /// TLS set-up failed.
     #[error("tls: {0}")]
     Tls(String),

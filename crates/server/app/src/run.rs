@@ -11,6 +11,7 @@ use spire_server_datastore_sql::SqlStore;
 use spire_server_plugin::keymanager::{DiskKeyManager, KeyManager, MemoryKeyManager};
 use spire_server_plugin::nodeattestor::{JoinTokenAttestor, NodeAttestors, X509PopAttestor};
 use spire_server_plugin::upstreamauthority::{DiskUpstreamAuthority, UpstreamAuthority};
+use spire_svid::X509Svid;
 use spire_time::{SharedClock, refresh_at};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
@@ -20,7 +21,7 @@ use tonic::transport::Server;
 
 use crate::config::{KeyManagerChoice, ServerConfig};
 use crate::tls::{self, BundleVerifier, SvidResolver};
-use crate::{Error, uds};
+use crate::{Error, federation, uds};
 
 /// A TLS handshake that has not finished by then is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -61,8 +62,9 @@ pub async fn run(
     tokio::spawn(ca_manager.clone().run(stop.clone()));
 
     let (svid_chain, svid_key) = mint_server_svid(&ca_manager)?;
-    let resolver = Arc::new(SvidResolver::new(svid_chain.clone(), svid_key)?);
+    let resolver = Arc::new(SvidResolver::new(svid_chain.clone(), svid_key.clone())?);
     let (svid_tx, svid_rx) = watch::channel(svid_chain.clone());
+    let (identity_tx, identity_rx) = watch::channel(server_identity(svid_chain.clone(), svid_key)?);
     let verifier = Arc::new(BundleVerifier::new(
         &bundle_roots(&datastore, &config).await?,
     )?);
@@ -70,7 +72,7 @@ pub async fn run(
         ca_manager.clone(),
         clock.clone(),
         resolver.clone(),
-        svid_tx,
+        (svid_tx, identity_tx),
         stop.clone(),
     ));
     let mut context = ApiContext::new(
@@ -103,6 +105,18 @@ pub async fn run(
     context.server_svid = Some(Arc::new(svid_rx) as Arc<dyn SvidSource>);
     context.node_attestors = Arc::new(node_attestors(&config, &datastore, &clock)?);
     context.push = !config.disable_push;
+    let started = federation::start(
+        &config,
+        federation::Services {
+            datastore: datastore.clone(),
+            clock: clock.clone(),
+            feed: context.entries.clone(),
+            server_svid: identity_rx,
+            stop: stop.clone(),
+        },
+    )
+    .await?;
+    context.bundle_refresher = Some(started.refresher);
 
     let uds_listener = uds::bind_admin_socket(&config.socket_path)?;
     let addr: SocketAddr = format!("{}:{}", config.bind_address, config.bind_port)
@@ -155,6 +169,10 @@ pub async fn run(
             }
         }
     }
+    if let Some(endpoint) = started.endpoint {
+        // Bounded by the endpoint's own shutdown grace.
+        let _ = endpoint.await;
+    }
     let _ = std::fs::remove_file(&config.socket_path);
     tracing::info!("Server stopped");
     Ok(())
@@ -197,12 +215,20 @@ fn mint_server_svid(ca: &CaManager) -> Result<(Vec<Vec<u8>>, Vec<u8>), Error> {
     Ok((chain, key.serialize_der()))
 }
 
-/// Re-mints the server SVID at half its lifetime (or as soon as the CA has rotated).
+/// The server SVID as the bundle endpoint presents it.
+fn server_identity(chain: Vec<Vec<u8>>, key: Vec<u8>) -> Result<Arc<X509Svid>, Error> {
+    X509Svid::from_chain(chain, key)
+        .map(Arc::new)
+        .map_err(|e| Error::Tls(format!("server SVID: {e}")))
+}
+
+/// Re-mints the server SVID at half its lifetime (or as soon as the CA has rotated), and
+/// publishes each new one as a chain (Debug API) and as an SVID (bundle endpoint).
 async fn rotate_server_svid(
     ca: Arc<CaManager>,
     clock: SharedClock,
     resolver: Arc<SvidResolver>,
-    published: watch::Sender<Vec<Vec<u8>>>,
+    (published, identity): (watch::Sender<Vec<Vec<u8>>>, watch::Sender<Arc<X509Svid>>),
     mut stop: watch::Receiver<bool>,
 ) {
     let mut chain = published.borrow().clone();
@@ -225,9 +251,17 @@ async fn rotate_server_svid(
             _ = stop.changed() => return,
         }
         match mint_server_svid(&ca) {
-            Ok((new_chain, key)) => match resolver.set(new_chain.clone(), key) {
+            Ok((new_chain, key)) => match resolver.set(new_chain.clone(), key.clone()) {
                 Ok(()) => {
                     tracing::debug!("server SVID rotated");
+                    match server_identity(new_chain.clone(), key) {
+                        Ok(svid) => {
+                            identity.send_replace(svid);
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "could not publish rotated server SVID")
+                        }
+                    }
                     published.send_replace(new_chain.clone());
                     chain = new_chain;
                 }

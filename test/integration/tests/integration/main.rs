@@ -6,6 +6,7 @@
 
 mod common;
 mod entries;
+mod federation;
 mod jwt;
 mod postgres;
 mod resilience;
