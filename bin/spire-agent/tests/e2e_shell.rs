@@ -86,3 +86,8 @@ fn ban_and_evict() {
 fn jwt_svids() {
     run_suite("jwt.sh");
 }
+
+#[test]
+fn federation() {
+    run_suite("federation.sh");
+}
