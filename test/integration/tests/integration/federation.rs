@@ -2,12 +2,15 @@
 //! each with an `https_spiffe` bundle endpoint, and one agent each. The bundles are
 //! bootstrapped by hand (`bundle show` on one side, `bundle set` on the other), then kept
 //! fresh by each server's refresher through the other's endpoint. This process is the
-//! workload of both agents, with one entry per domain federating with the other.
+//! workload of both agents, with one entry per domain federating with the other, and the
+//! Envoy of both (SDS streams for the other domain's bundle).
 
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use envoy_types::pb::envoy::service::discovery::v3::DiscoveryResponse;
+use envoy_types::pb::envoy::service::secret::v3::secret_discovery_service_client::SecretDiscoveryServiceClient;
 use rustls::pki_types::ServerName;
 use spire_integration_tests::spiffe::{TrustDomain, X509Context, X509Source};
 use spire_integration_tests::types;
@@ -17,8 +20,10 @@ use spire_integration_tests::{
 };
 use spire_proto::spire::api::server::bundle::v1::batch_delete_federated_bundle_request::Mode;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
+use tonic::transport::Channel;
 
 use crate::common::fetch_context_eventually;
+use crate::sds::{self, EnvoyStream};
 
 const EXAMPLE: &str = "example.org";
 const FEDERATED: &str = "example-federated.org";
@@ -138,6 +143,77 @@ async fn source_reaches(source: &X509Source, what: &str, wanted: impl Fn(&X509Co
     })
     .await;
     assert!(reached.is_ok(), "timed out waiting for {what}");
+}
+
+/// Envoy on one domain's agent, following the other domain's bundle over SDS: one
+/// `StreamSecrets` stream asks for it by trust domain ID (`spiffe://<other>`), one for `ALL`
+/// (the SPIFFE validator with every trust domain the workload may trust).
+struct SdsWatch {
+    own: &'static str,
+    other: &'static str,
+    /// Held so that the streams' connection lives as long as the watch.
+    _client: SecretDiscoveryServiceClient<Channel>,
+    /// Each stream with the first response it received.
+    streams: Vec<(EnvoyStream, DiscoveryResponse)>,
+}
+
+impl SdsWatch {
+    /// Opens both streams on `this` agent and ACKs their first responses, which must carry
+    /// `other_roots`, the other domain's roots at that moment.
+    async fn open(this: &Domain, other: &Domain, other_roots: &[Vec<u8>]) -> Self {
+        let mut client = sds::sds_client(&this.agent).await;
+        let by_id = format!("spiffe://{}", other.trust_domain);
+        let mut streams = Vec::new();
+        for name in [by_id.as_str(), "ALL"] {
+            let (stream, first) = sds::open_acked(&mut client, &[name]).await;
+            assert_eq!(
+                sds::sds_roots(&first, name, other.trust_domain).as_deref(),
+                Some(other_roots),
+                "{name} on {}'s agent before the rotation",
+                this.trust_domain
+            );
+            streams.push((stream, first));
+        }
+        let watch = Self {
+            own: this.trust_domain,
+            other: other.trust_domain,
+            _client: client,
+            streams,
+        };
+        watch.assert_all_lists_both();
+        watch
+    }
+
+    /// `ALL` lists the own trust domain and the federated one, and nothing else.
+    fn assert_all_lists_both(&self) {
+        for (stream, first) in &self.streams {
+            if stream.names == ["ALL"] {
+                let mut listed = sds::sds_trust_domains(first, "ALL");
+                listed.sort();
+                let mut expected = vec![self.own.to_owned(), self.other.to_owned()];
+                expected.sort();
+                assert_eq!(listed, expected, "ALL on {}'s agent", self.own);
+            }
+        }
+    }
+
+    /// Waits on every stream for a new response (each one read is ACKed) whose validation
+    /// context holds exactly `roots` for the other trust domain.
+    async fn reaches(&mut self, roots: &[Vec<u8>]) {
+        for (stream, first) in &mut self.streams {
+            let name = stream.names[0].clone();
+            let what = format!("{}'s new root in {name}", self.other);
+            let response = sds::next_acked_matching(stream, &what, |response| {
+                sds::sds_roots(response, &name, self.other).as_deref() == Some(roots)
+            })
+            .await;
+            assert_ne!(
+                response.version_info, first.version_info,
+                "{what}: a new version"
+            );
+            assert_ne!(response.nonce, first.nonce, "{what}: a new nonce");
+        }
+    }
 }
 
 /// One mTLS handshake between the SVIDs of two X509Sources, authenticated and authorized by
@@ -336,6 +412,9 @@ async fn ca_rotation_reaches_the_other_domain_through_the_refresher() {
         x509_roots(&example.server.bundle().await.unwrap()),
         x509_roots(&federated.server.bundle().await.unwrap()),
     ];
+    // Each domain's Envoy follows the other's bundle, by ID and through `ALL`.
+    let mut example_envoy = SdsWatch::open(&example, &federated, &before[1]).await;
+    let mut federated_envoy = SdsWatch::open(&federated, &example, &before[0]).await;
 
     clock.advance(Duration::from_secs(11 * 60));
     // The CA managers look at the clock every 10 s.
@@ -376,6 +455,8 @@ async fn ca_rotation_reaches_the_other_domain_through_the_refresher() {
     for key in &stored.jwt_authorities {
         assert!(federated_jwt.find_jwt_authority(&key.key_id).is_some());
     }
+    // Its Envoy receives the new root on both open SDS streams.
+    example_envoy.reaches(&federated_after).await;
 
     // example-federated.org is not asked: its scheduled poll (every 15 s) delivers
     // example.org's new root to its workload.
@@ -387,8 +468,9 @@ async fn ca_rotation_reaches_the_other_domain_through_the_refresher() {
     )
     .await
     .unwrap();
+    federated_envoy.reaches(&example_after).await;
 
-    drop(streams);
+    drop((streams, example_envoy, federated_envoy));
     example.stop().await;
     federated.stop().await;
 }

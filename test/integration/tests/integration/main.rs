@@ -11,3 +11,4 @@ mod jwt;
 mod postgres;
 mod resilience;
 mod rotation;
+mod sds;
