@@ -94,30 +94,7 @@ pub fn pluralize(count: i64, singular: &str, plural: &str) -> String {
 }
 
 /// Go's `%q`: a double-quoted string with Go escapes (printable Unicode kept).
-pub fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
+pub use spire_id::go_fmt::quote as go_quote;
 
 /// Go's `time.Time.String()` of a UTC instant: `2006-01-02 15:04:05 +0000 UTC`.
 pub fn go_utc_time(unix: i64) -> String {

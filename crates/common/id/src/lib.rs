@@ -7,6 +7,7 @@
 //! someone else sent.
 #![forbid(unsafe_code)]
 
+pub mod go_fmt;
 mod selector;
 mod spiffe_id;
 mod trust_domain;

@@ -12,7 +12,8 @@
 
 use std::fmt;
 
-mod go_quote;
+use spire_id::go_fmt::{quote, quote_list};
+
 mod sign;
 mod validate;
 
@@ -86,10 +87,10 @@ pub enum JwtError {
     #[error("token has in invalid subject claim: {0}")]
     InvalidSubject(String),
     /// No bundle (or no JWT authority) for the subject's trust domain.
-    #[error("no keys found for trust domain {}", go_quote::quote(.0))]
+    #[error("no keys found for trust domain {}", quote(.0))]
     NoKeys(String),
     /// The trust domain has keys, but none with this `kid`.
-    #[error("public key {} not found in trust domain {}", go_quote::quote(.kid), go_quote::quote(.trust_domain))]
+    #[error("public key {} not found in trust domain {}", quote(.kid), quote(.trust_domain))]
     KeyNotFound {
         /// The token's `kid`.
         kid: String,
@@ -100,7 +101,7 @@ pub enum JwtError {
     #[error("go-jose/go-jose: error in cryptographic primitive")]
     Signature,
     /// `aud` does not contain any expected audience.
-    #[error("expected audience in {} (audience={})", go_quote::quote_list(.expected), go_quote::quote_list(.actual))]
+    #[error("expected audience in {} (audience={})", quote_list(.expected), quote_list(.actual))]
     Audience {
         /// The audiences the validator accepts.
         expected: Vec<String>,

@@ -6,12 +6,12 @@ use aws_lc_rs::signature::UnparsedPublicKey;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
+use spire_id::go_fmt::{quote, quote_list};
 use spire_id::{SpiffeId, TrustDomain};
 use x509_parser::oid_registry::{OID_KEY_TYPE_EC_PUBLIC_KEY, OID_PKCS1_RSAENCRYPTION};
 use x509_parser::prelude::FromDer;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
-use super::go_quote::quote_list;
 use super::{JWT_ALGORITHMS, JwtAlgorithm, JwtError};
 use crate::Bundle;
 
@@ -144,7 +144,7 @@ fn parse(token: &str) -> Result<Parsed<'_>, JwtError> {
         let allowed: Vec<String> = JWT_ALGORITHMS.iter().map(|a| a.to_string()).collect();
         JwtError::Parse(format!(
             "unexpected signature algorithm {}; expected {}",
-            super::go_quote::quote(alg),
+            quote(alg),
             quote_list(&allowed)
         ))
     })?;

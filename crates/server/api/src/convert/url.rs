@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use spire_id::go_fmt::quote as go_quote;
+
 /// The pieces of a parsed URL that SPIRE looks at.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct GoUrl {
@@ -183,27 +185,6 @@ fn check_escapes(s: &str, host: bool) -> Result<(), String> {
         i += 3;
     }
     Ok(())
-}
-
-/// Go's `%q` for the strings that reach an error here.
-fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 || c == '\u{7f}' => {
-                out.push_str(&format!("\\x{:02x}", u32::from(c)));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 impl fmt::Display for GoUrl {

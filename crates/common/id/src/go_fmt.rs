@@ -1,9 +1,11 @@
-//! Go's `%q` formatting of strings and string slices, which SPIRE's JWT messages use.
+//! Go's `%q` formatting, which SPIRE's messages use for names, URLs and audiences: one place
+//! for every crate that reproduces those messages.
 
 use std::fmt::Write as _;
 
-/// `strconv.Quote(s)`: double quotes, with `"`, `\` and non-printable characters escaped.
-pub(super) fn quote(s: &str) -> String {
+/// `strconv.Quote(s)`: double quotes, with `"`, `\` and non-printable characters escaped
+/// (printable Unicode kept as is).
+pub fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
@@ -31,7 +33,19 @@ pub(super) fn quote(s: &str) -> String {
 }
 
 /// `%q` of a `[]string`: `["a" "b"]`, or `[]` when empty.
-pub(super) fn quote_list(items: &[String]) -> String {
-    let quoted: Vec<String> = items.iter().map(|s| quote(s)).collect();
+pub fn quote_list<S: AsRef<str>>(items: &[S]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| quote(s.as_ref())).collect();
     format!("[{}]", quoted.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_like_go() {
+        assert_eq!(quote("a\"b\\c\n\u{1}é"), r#""a\"b\\c\n\x01é""#);
+        assert_eq!(quote_list::<&str>(&[]), "[]");
+        assert_eq!(quote_list(&["FOO", "BAR"]), r#"["FOO" "BAR"]"#);
+    }
 }
