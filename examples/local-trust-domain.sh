@@ -4,7 +4,8 @@
 #   - spire-server with the SQLite datastore and CA keys on disk (conf/server/server.conf),
 #   - a join-token spire-agent with its key on disk (conf/agent/agent.conf),
 #   - a registration entry for the calling user's uid,
-#   - an X509-SVID fetched through the Workload API, verified against the trust bundle.
+#   - an X509-SVID fetched through the Workload API, verified against the trust bundle,
+#   - a JWT-SVID fetched through the Workload API and validated by the agent.
 # It prints the SVID's SPIFFE ID, subject and expiry and the Workload API socket, then keeps
 # the trust domain running until Ctrl-C. With --once it stops after printing.
 # State lives in ./.data: a second run reuses the CA, the entry and the agent's identity (the
@@ -104,10 +105,17 @@ echo "Subject:    $(openssl x509 -in "$data/svid/svid.0.pem" -noout -subject | s
 echo "Expires:    $(openssl x509 -in "$data/svid/svid.0.pem" -noout -enddate | sed 's/^notAfter=//')"
 echo "Socket:     unix://$agent_socket (SPIFFE_ENDPOINT_SOCKET for SPIFFE clients)"
 
+echo "--- a JWT-SVID for audience demo-api, validated by the agent"
+token="$("$agent_bin" api fetch jwt -socketPath "$agent_socket" -audience demo-api |
+  awk '/^token\(/ { getline; sub(/^[ \t]+/, ""); print; exit }')"
+[ -n "$token" ]
+"$agent_bin" api validate jwt -socketPath "$agent_socket" -audience demo-api -svid "$token"
+
 if $once; then exit 0; fi
 echo
 echo "The trust domain is running: try"
 echo "  $agent_bin api watch -socketPath $agent_socket"
+echo "  $agent_bin api fetch jwt -socketPath $agent_socket -audience my-service"
 echo "  $server_bin entry show"
 echo "Ctrl-C stops the server and the agent."
 wait
