@@ -81,7 +81,10 @@ pub async fn run(
         ca_manager.ca(),
         clock.clone(),
     );
-    // The one follower of this server: the authorized-entry cache and the change feed.
+    // The one follower of this server: the authorized-entry cache and the change feed. The
+    // CA's own bundle writes (new roots and JWT keys) wake it at once.
+    let feed = context.entries.clone();
+    ca_manager.on_bundle_change(move || feed.notify());
     context
         .entries
         .refresh()

@@ -1,5 +1,5 @@
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use rcgen::{CertificateParams, DistinguishedName, DnType, SanType};
@@ -59,7 +59,12 @@ pub struct CaManager {
     datastore: Arc<dyn DataStore>,
     ca: Ca,
     state: Mutex<State>,
+    /// Told after every bundle write the CA makes (see [`CaManager::on_bundle_change`]).
+    bundle_listener: OnceLock<BundleListener>,
 }
+
+/// A callback run after the CA changed the trust bundle.
+type BundleListener = Box<dyn Fn() + Send + Sync>;
 
 #[derive(Default)]
 struct State {
@@ -149,6 +154,7 @@ impl CaManager {
             plugins,
             datastore,
             state: Mutex::new(State::default()),
+            bundle_listener: OnceLock::new(),
         };
         {
             let mut state = manager.state.lock().await;
@@ -193,10 +199,30 @@ impl CaManager {
         let mut state = self.state.lock().await;
         self.tick(&mut state).await?;
         let horizon = self.clock.now() - BUNDLE_SAFETY_MARGIN;
-        self.datastore
+        let pruned = self
+            .datastore
             .prune_bundle(&self.config.trust_domain, to_unix_seconds(horizon))
             .await?;
+        if pruned {
+            self.bundle_changed();
+        }
         Ok(())
+    }
+
+    /// Registers `listener`, run after every bundle write the CA makes (a prepared authority
+    /// or JWT key published, expired ones pruned), e.g. to wake the server's change feed so
+    /// agents and the bundle endpoint see the change at once. Only the first registration
+    /// counts.
+    pub fn on_bundle_change(&self, listener: impl Fn() + Send + Sync + 'static) {
+        if self.bundle_listener.set(Box::new(listener)).is_err() {
+            tracing::warn!("a CA bundle listener was already registered; ignoring another");
+        }
+    }
+
+    fn bundle_changed(&self) {
+        if let Some(listener) = self.bundle_listener.get() {
+            listener();
+        }
     }
 
     /// Runs [`Self::rotate`] every [`ROTATE_INTERVAL`] until `stop` turns true. Failures are
@@ -385,6 +411,7 @@ impl CaManager {
             })
             .collect();
         self.datastore.append_bundle(bundle).await?;
+        self.bundle_changed();
 
         state.journal.push(X509CaEntry {
             slot,

@@ -187,3 +187,37 @@ async fn an_expired_ca_is_replaced_at_once() {
     assert_ne!(new.authority_id(), old.authority_id());
     assert!(new.not_after() > fx.now());
 }
+
+#[tokio::test]
+async fn the_bundle_listener_hears_every_publication_and_prune() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let fx = Fixture::new().await;
+    let manager = fx.manager(Arc::new(MemoryKeyManager::new())).await;
+    let heard = Arc::new(AtomicUsize::new(0));
+    let counter = heard.clone();
+    manager.on_bundle_change(move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+    });
+    let (_, first) = manager.current().await.unwrap();
+
+    manager.rotate().await.unwrap();
+    assert_eq!(
+        heard.load(Ordering::SeqCst),
+        0,
+        "nothing written, nothing heard"
+    );
+
+    // Half way (the JWT key's half comes 10 s after the backdated CA's): the next X.509
+    // authority and the next JWT key are published.
+    fx.clock
+        .set(first.not_before() + (DAY + secs(10)) / 2 + secs(10));
+    manager.rotate().await.unwrap();
+    assert_eq!(heard.load(Ordering::SeqCst), 2);
+
+    // Long after the first authority expired: it is pruned (and a new pair is published).
+    let before = heard.load(Ordering::SeqCst);
+    fx.clock.set(first.not_after() + DAY * 2);
+    manager.rotate().await.unwrap();
+    assert!(heard.load(Ordering::SeqCst) > before);
+}

@@ -64,6 +64,7 @@ impl CaManager {
         let mut bundle = Bundle::new(self.config.trust_domain.clone());
         bundle.jwt_authorities = vec![key.authority()];
         self.datastore.append_bundle(bundle).await?;
+        self.bundle_changed();
 
         state.journal.push_jwt(JwtKeyEntry {
             slot,
