@@ -1,8 +1,11 @@
 //! Shared test support: finding the users' real files in `../shared/testdata`, and skipping a
-//! test that needs something absent — except in CI, where a skip would hide a gap.
+//! test that needs something absent — except in CI, where a skip would hide a gap; and small
+//! TLS helpers ([`tls`]).
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
+
+pub mod tls;
 
 /// True when running under CI (`CI=true`), where missing prerequisites are failures.
 pub fn in_ci() -> bool {

@@ -50,7 +50,7 @@ async fn serves_the_admin_socket_and_the_server_svid_then_stops() {
         .await
         .unwrap();
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
-    let leaf = capture.0.lock().unwrap()[0].clone();
+    let leaf = capture.leaves()[0].clone();
     let (_, cert) = x509_parser::parse_x509_certificate(&leaf).unwrap();
     let san = cert.subject_alternative_name().unwrap().unwrap();
     assert_eq!(

@@ -3,11 +3,7 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)] // test-only helpers
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
-
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use std::sync::Arc;
 
 /// A server config on 127.0.0.1:`port` with its socket, SQLite file and keys under `dir`;
 /// `server_extra` is added inside `server {}`.
@@ -50,47 +46,7 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Accepts any server certificate and keeps the leaf of each handshake.
-#[derive(Debug, Default)]
-pub struct CaptureServerCert(pub Mutex<Vec<Vec<u8>>>);
-
-impl ServerCertVerifier for CaptureServerCert {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        self.0.lock().unwrap().push(end_entity.to_vec());
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        rustls::crypto::aws_lc_rs::default_provider()
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
+pub use spire_test::tls::CaptureServerCert;
 
 /// A rustls client config (h2) that trusts any server via `verifier`.
 pub fn client_builder(

@@ -4,7 +4,7 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)] // test-only helpers
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
@@ -14,9 +14,8 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, SanType,
 };
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::ClientConfig;
+use rustls_pki_types::ServerName;
 use spire_id::{SpiffeId, TrustDomain};
 use spire_svid::{Bundle, X509Authority, X509Svid};
 
@@ -133,47 +132,7 @@ pub fn authorities(bundle: &Bundle) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Accepts any server certificate and keeps the leaf of each handshake.
-#[derive(Debug, Default)]
-pub struct CaptureServerCert(pub Mutex<Vec<Vec<u8>>>);
-
-impl ServerCertVerifier for CaptureServerCert {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        self.0.lock().unwrap().push(end_entity.to_vec());
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        rustls::crypto::aws_lc_rs::default_provider()
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
+pub use spire_test::tls::CaptureServerCert;
 
 /// A TLS client configuration that trusts anything, offering `alpn`.
 pub fn any_server(capture: Arc<CaptureServerCert>, alpn: &[&[u8]]) -> Arc<ClientConfig> {
@@ -243,7 +202,7 @@ pub async fn request(addr: SocketAddr, method: Method, path: &str, h2: bool) -> 
         .get("content-type")
         .map(|v| v.to_str().unwrap().to_owned());
     let body = response.into_body().collect().await.unwrap().to_bytes();
-    let leaf = capture.0.lock().unwrap().first().cloned().unwrap();
+    let leaf = capture.leaves().first().cloned().unwrap();
     Reply {
         status,
         content_type,
