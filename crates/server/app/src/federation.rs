@@ -239,20 +239,31 @@ impl Relationships {
         Ok(())
     }
 
-    /// Reloads after every TrustDomain API write and every change-feed publication until
-    /// `stop`.
+    /// Reloads after every TrustDomain API write and every relationship change the feed
+    /// reports (this server's or another's), until `stop`.
     async fn follow(self: Arc<Self>, feed: Arc<ChangeFeed>, mut stop: watch::Receiver<bool>) {
         let mut states = feed.subscribe();
+        let mut seen = *states.borrow_and_update();
         loop {
             tokio::select! {
                 // Server shutdown.
                 () = stopped(&mut stop) => return,
                 // This server's TrustDomain API committed a change.
                 () = self.changed.notified() => {}
-                // The feed caught up with writes (this server's or another's).
-                changed = states.changed() => if changed.is_err() {
-                    return;
-                },
+                // The feed caught up with writes; only relationship changes (or a reload,
+                // after which anything may have changed) matter here.
+                changed = states.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let state = *states.borrow_and_update();
+                    let relevant = state.relationships_revision != seen.relationships_revision
+                        || state.loads != seen.loads;
+                    seen = state;
+                    if !relevant {
+                        continue;
+                    }
+                }
             }
             if let Err(error) = self.reload().await {
                 tracing::warn!(%error, "Could not reload federation relationships");

@@ -30,6 +30,9 @@ pub struct FeedState {
     pub entries_revision: i64,
     /// The newest revision at which a bundle changed (or the cache was reloaded).
     pub bundles_revision: i64,
+    /// The newest revision at which a federation relationship changed (or the cache was
+    /// reloaded).
+    pub relationships_revision: i64,
     /// Full loads and reloads so far. After one, [`ChangeFeed::bundle_revision`] starts over
     /// (it only knows about bundle events seen since), so fingerprints should include this.
     pub loads: u64,
@@ -118,7 +121,12 @@ impl ChangeFeed {
                     }
                 }
                 let bundles_revision = caught.bundles.iter().map(|&(_, r)| r).max();
-                self.publish(cache.revision(), caught.entries_revision, bundles_revision);
+                self.publish(
+                    cache.revision(),
+                    caught.entries_revision,
+                    bundles_revision,
+                    caught.relationships_revision,
+                );
             }
             Err(error @ Error::Lagged { .. }) => {
                 tracing::warn!(%error, "reloading the authorized-entry cache");
@@ -163,7 +171,13 @@ impl ChangeFeed {
         }
     }
 
-    fn publish(&self, revision: i64, entries: Option<i64>, bundles: Option<i64>) {
+    fn publish(
+        &self,
+        revision: i64,
+        entries: Option<i64>,
+        bundles: Option<i64>,
+        relationships: Option<i64>,
+    ) {
         self.state.send_if_modified(|state| {
             let before = *state;
             state.revision = state.revision.max(revision);
@@ -172,6 +186,9 @@ impl ChangeFeed {
             }
             if let Some(bundles) = bundles {
                 state.bundles_revision = state.bundles_revision.max(bundles);
+            }
+            if let Some(relationships) = relationships {
+                state.relationships_revision = state.relationships_revision.max(relationships);
             }
             *state != before
         });
@@ -187,6 +204,7 @@ impl ChangeFeed {
             state.revision = state.revision.max(revision);
             state.entries_revision = state.revision;
             state.bundles_revision = state.revision;
+            state.relationships_revision = state.revision;
             state.loads += 1;
         });
     }

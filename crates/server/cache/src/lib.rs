@@ -92,6 +92,8 @@ pub struct CatchUp {
     pub entries_revision: Option<i64>,
     /// `(trust domain name, newest revision)` of every bundle an event was about.
     pub bundles: Vec<(String, i64)>,
+    /// The newest revision among events about federation relationships.
+    pub relationships_revision: Option<i64>,
 }
 
 /// The authorized-entry index. Cheap to clone; clones share the index and the datastore.
@@ -375,7 +377,9 @@ impl CatchUp {
                         None => self.bundles.push((event.key.clone(), event.revision)),
                     }
                 }
-                Aggregate::FederationRelationship => {}
+                Aggregate::FederationRelationship => {
+                    self.relationships_revision = Some(event.revision);
+                }
             }
         }
     }

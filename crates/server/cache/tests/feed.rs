@@ -1,5 +1,5 @@
 //! The change feed over a real SQLite store: a notified follower catches up and publishes
-//! entry and bundle changes separately; a lagged follower reloads.
+//! entry, bundle and federation-relationship changes separately; a lagged follower reloads.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use spire_id::{Selector, SpiffeId, TrustDomain};
 use spire_server_cache::{ChangeFeed, FeedState};
-use spire_server_datastore::{DataStore, RegistrationEntry};
+use spire_server_datastore::{
+    BundleEndpointProfile, DataStore, FederationRelationship, RegistrationEntry,
+};
 use spire_server_datastore_sql::{SqlConfig, SqlStore};
 use spire_time::{Clock as _, ManualClock};
 use tokio::sync::watch;
@@ -84,6 +86,23 @@ async fn notified_follower_publishes_entry_and_bundle_changes() {
     assert!(state.entries_revision < revision);
     assert_eq!(feed.bundle_revision("other.org"), revision);
     assert_eq!(feed.bundle_revision("example.org"), 0);
+    assert_eq!(state.relationships_revision, loaded.relationships_revision);
+
+    // A federation relationship: only its own revision moves.
+    ds.create_federation_relationship(FederationRelationship {
+        trust_domain: TrustDomain::new("other.org").unwrap(),
+        bundle_endpoint_url: "https://other.org:8443".into(),
+        profile: BundleEndpointProfile::HttpsWeb,
+        trust_domain_bundle: None,
+    })
+    .await
+    .unwrap();
+    let revision = ds.latest_revision().await.unwrap();
+    feed.notify();
+    let state = next_state(&mut states, |s| s.revision >= revision).await;
+    assert_eq!(state.relationships_revision, revision);
+    assert!(state.entries_revision < revision);
+    assert!(state.bundles_revision < revision);
 
     // Events pruned before the follower saw them: it reloads, and says so.
     ds.create_registration_entries(vec![entry("/b")])
