@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use spiffe::WorkloadApiClient;
 use spire_agent_manager::state::{AgentState, StateFile};
+use spire_task::Shutdown;
 use spire_time::{SharedClock, SystemClock};
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::support::{leaf_spiffe_id, poll};
@@ -33,7 +33,7 @@ pub struct AgentBuilder {
 pub struct TestAgent {
     dir: Dir,
     socket: PathBuf,
-    stop: watch::Sender<bool>,
+    stop: Shutdown,
     task: Option<JoinHandle<Result<(), spire_agent_app::Error>>>,
 }
 
@@ -164,8 +164,8 @@ plugins {{
         let socket = config.socket_path.clone();
         // A socket left by an earlier run in this directory would look like readiness.
         let _ = std::fs::remove_file(&socket);
-        let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(spire_agent_app::run(config, self.clock, stop_rx));
+        let stop = Shutdown::new();
+        let task = tokio::spawn(spire_agent_app::run(config, self.clock, stop.clone()));
         Ok(TestAgent {
             dir,
             socket,
@@ -268,7 +268,7 @@ impl TestAgent {
 
     /// Stops the agent and waits for it; returns its directory (for a restart).
     pub async fn stop(mut self) -> Result<Dir> {
-        self.stop.send_replace(true);
+        self.stop.trigger();
         if self.task.is_some() {
             self.wait(WAIT).await??;
         }
@@ -278,7 +278,7 @@ impl TestAgent {
 
 impl Drop for TestAgent {
     fn drop(&mut self) {
-        self.stop.send_replace(true);
+        self.stop.trigger();
         if let Some(task) = self.task.take() {
             task.abort();
         }

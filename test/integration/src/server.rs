@@ -13,8 +13,8 @@ use spire_proto::spire::api::server::entry::v1::{
     entry_client::EntryClient,
 };
 use spire_proto::spire::api::types;
+use spire_task::Shutdown;
 use spire_time::{SharedClock, SystemClock};
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
@@ -44,7 +44,7 @@ pub struct TestServer {
     port: u16,
     trust_domain: String,
     clock: SharedClock,
-    stop: watch::Sender<bool>,
+    stop: Shutdown,
     task: Option<JoinHandle<Result<(), spire_server_app::Error>>>,
 }
 
@@ -200,8 +200,12 @@ plugins {{
         )?;
         let socket = config.socket_path.clone();
         let trust_domain = config.trust_domain.to_string();
-        let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(spire_server_app::run(config, self.clock.clone(), stop_rx));
+        let stop = Shutdown::new();
+        let task = tokio::spawn(spire_server_app::run(
+            config,
+            self.clock.clone(),
+            stop.clone(),
+        ));
         let mut server = TestServer {
             dir,
             socket,
@@ -487,7 +491,7 @@ impl TestServer {
 
     /// Stops the server and waits for it (in-flight calls get the server's grace period).
     pub async fn stop(mut self) -> Result<()> {
-        self.stop.send_replace(true);
+        self.stop.trigger();
         let Some(task) = self.task.take() else {
             return Ok(());
         };
@@ -500,7 +504,7 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        self.stop.send_replace(true);
+        self.stop.trigger();
         if let Some(task) = self.task.take() {
             task.abort();
         }

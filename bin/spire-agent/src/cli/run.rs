@@ -106,9 +106,11 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
         &config.log_format,
         config.log_file.as_deref(),
     )?;
-    let stop_rx = spire_cli::prepare_daemon("agent");
+    let stop = spire_cli::prepare_daemon("agent");
     let clock: SharedClock = Arc::new(SystemClock);
-    spire_agent_app::run(config, clock, stop_rx).await?;
+    // A failed task ends the process non-zero; its name is in the log (and in the error,
+    // unless it is the manager's own: banned, cannot re-attest).
+    spire_agent_app::run(config, clock, stop).await?;
     Ok(())
 }
 

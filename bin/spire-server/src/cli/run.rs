@@ -68,9 +68,13 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
         &config.log_format,
         config.log_file.as_deref(),
     )?;
-    let stop_rx = spire_cli::prepare_daemon("server");
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    let stop = spire_cli::prepare_daemon("server");
     let clock: SharedClock = Arc::new(SystemClock);
-    spire_server_app::run(config, clock, stop_rx).await?;
+    // A failed task ends the process non-zero; its name is in the error and the log.
+    spire_server_app::run(config, clock, stop).await?;
     Ok(())
 }
 

@@ -7,10 +7,12 @@ use std::time::Duration;
 use serde_json::Value;
 use spire_agent_cache::DEFAULT_JWT_SVID_CACHE_MAX_SIZE;
 use spire_agent_manager::{TrustBundleFormat, TrustBundleSource};
-use spire_agent_plugin::nodeattestor::X509PopConfig;
+use spire_agent_plugin::nodeattestor::{K8sPsatConfig, X509PopConfig};
+use spire_agent_plugin::workloadattestor::K8sConfig;
 use spire_agent_sds::SdsConfig;
 use spire_config::agent::{AgentSection, SdsSection};
-use spire_config::{Document, PluginBlock, Plugins};
+use spire_config::{CatalogSpec, Constraint, Document, PluginBlock, Plugins};
+use spire_health::HealthConfig;
 use spire_id::TrustDomain;
 use spire_svid::KeyType;
 
@@ -19,13 +21,25 @@ use crate::Error;
 /// SPIRE's agent RPC timeout: the default `jwt_svid_cache_hit_timeout` and its upper bound.
 const JWT_RPC_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Plugin types `spire-agent` knows (configuring another is an error).
-pub const PLUGIN_TYPES: &[&str] = &[
-    "KeyManager",
-    "NodeAttestor",
-    "WorkloadAttestor",
-    "SVIDStore",
-];
+/// `spire-agent`'s plugin catalog: SPIRE's agent plugin types with SPIRE's cardinalities,
+/// and the built-ins spire-rs has. A block that passes is served.
+pub const CATALOG: CatalogSpec = CatalogSpec {
+    types: &[
+        ("KeyManager", Constraint::ExactlyOne),
+        ("NodeAttestor", Constraint::ExactlyOne),
+        ("SVIDStore", Constraint::Any),
+        ("WorkloadAttestor", Constraint::AtLeastOne),
+    ],
+    built_ins: &[
+        ("KeyManager", "disk"),
+        ("KeyManager", "memory"),
+        ("NodeAttestor", "join_token"),
+        ("NodeAttestor", "k8s_psat"),
+        ("NodeAttestor", "x509pop"),
+        ("WorkloadAttestor", "k8s"),
+        ("WorkloadAttestor", "unix"),
+    ],
+};
 
 /// `run` / `validate` flags that override the file (SPIRE's flag names).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -67,6 +81,8 @@ pub enum NodeAttestorChoice {
     JoinToken(Option<String>),
     /// `NodeAttestor "x509pop"`.
     X509Pop(X509PopConfig),
+    /// `NodeAttestor "k8s_psat"`.
+    K8sPsat(K8sPsatConfig),
 }
 
 /// The resolved agent settings.
@@ -88,8 +104,12 @@ pub struct AgentConfig {
     pub node_attestor: NodeAttestorChoice,
     /// The key manager.
     pub key_manager: KeyManagerChoice,
-    /// `plugin_data` of `WorkloadAttestor "unix"` (the only built-in workload attestor).
+    /// `plugin_data` of `WorkloadAttestor "unix"`.
     pub unix_workload_attestor: Value,
+    /// `WorkloadAttestor "k8s"`, when configured.
+    pub k8s_workload_attestor: Option<K8sConfig>,
+    /// `health_checks { }`.
+    pub health: HealthConfig,
     /// `log_level` (upper case).
     pub log_level: String,
     /// `log_format`.
@@ -138,8 +158,9 @@ impl AgentConfig {
         let doc = Document::parse(text)?;
         doc.check_sections(&["agent", "plugins", "telemetry", "health_checks"])?;
         let agent: AgentSection = doc.section("agent")?;
-        let plugins = Plugins::parse(doc.raw("plugins"), PLUGIN_TYPES)?;
-        resolve(&agent, &plugins, overrides)
+        let plugins = CATALOG.load(doc.raw("plugins"))?;
+        let health = HealthConfig::from_document(&doc)?;
+        resolve(&agent, &plugins, health, overrides)
     }
 }
 
@@ -147,7 +168,12 @@ fn config_err(message: impl Into<String>) -> Error {
     Error::Config(message.into())
 }
 
-fn resolve(agent: &AgentSection, plugins: &Plugins, o: &Overrides) -> Result<AgentConfig, Error> {
+fn resolve(
+    agent: &AgentSection,
+    plugins: &Plugins,
+    health: HealthConfig,
+    o: &Overrides,
+) -> Result<AgentConfig, Error> {
     let pick = |flag: &Option<String>, file: &Option<String>| flag.clone().or_else(|| file.clone());
     let trust_domain = pick(&o.trust_domain, &agent.trust_domain)
         .filter(|td| !td.is_empty())
@@ -178,6 +204,18 @@ fn resolve(agent: &AgentSection, plugins: &Plugins, o: &Overrides) -> Result<Age
     if pick(&o.trust_bundle_url, &agent.trust_bundle_url).is_some() {
         return Err(config_err(
             "trust_bundle_url is not supported yet; use trust_bundle_path or insecure_bootstrap",
+        ));
+    }
+    if agent.trust_bundle_unix_socket.is_some() {
+        return Err(config_err(
+            "trust_bundle_unix_socket is not supported yet (nor trust_bundle_url, which it \
+             serves); use trust_bundle_path or insecure_bootstrap",
+        ));
+    }
+    if agent.trust_bundle_spiffe_workload_api.is_some() {
+        return Err(config_err(
+            "trust_bundle_spiffe_workload_api is not supported yet; use trust_bundle_path or \
+             insecure_bootstrap",
         ));
     }
     let format = match pick(&o.trust_bundle_format, &agent.trust_bundle_format).as_deref() {
@@ -216,21 +254,22 @@ fn resolve(agent: &AgentSection, plugins: &Plugins, o: &Overrides) -> Result<Age
                 .ok_or_else(|| config_err("KeyManager \"disk\": directory must be configured"))?;
             KeyManagerChoice::Disk(PathBuf::from(dir))
         }
-        b if b.name == "memory" => KeyManagerChoice::Memory,
-        b => return Err(unsupported(b)),
+        _ => KeyManagerChoice::Memory,
     };
-    let mut unix_workload_attestor = None;
-    for block in plugins.of_type("WorkloadAttestor").filter(|b| b.enabled) {
-        match block.name.as_str() {
-            "unix" => unix_workload_attestor = Some(block.plugin_data.clone()),
-            _ => return Err(unsupported(block)),
-        }
-    }
-    let unix_workload_attestor = unix_workload_attestor
-        .ok_or_else(|| config_err("at least one WorkloadAttestor must be configured"))?;
-    if let Some(block) = plugins.of_type("SVIDStore").find(|b| b.enabled) {
-        return Err(unsupported(block));
-    }
+    let workload_data = |name: &str| {
+        plugins
+            .of_type("WorkloadAttestor")
+            .find(|b| b.name == name)
+            .map(|b| b.plugin_data.clone())
+    };
+    let unix_workload_attestor = workload_data("unix")
+        .ok_or_else(|| config_err("WorkloadAttestor \"unix\" must be configured"))?;
+    let k8s_workload_attestor = workload_data("k8s")
+        .map(|data| {
+            K8sConfig::from_plugin_data(&data)
+                .map_err(|e| config_err(format!("WorkloadAttestor \"k8s\": {e}")))
+        })
+        .transpose()?;
     let workload_key_type = match agent.workload_x509_svid_key_type.as_deref() {
         None | Some("") => KeyType::EcP256,
         Some(s) => s
@@ -250,6 +289,8 @@ fn resolve(agent: &AgentSection, plugins: &Plugins, o: &Overrides) -> Result<Age
         node_attestor,
         key_manager,
         unix_workload_attestor,
+        k8s_workload_attestor,
+        health,
         log_level: pick(&o.log_level, &agent.log_level)
             .unwrap_or_else(|| "INFO".into())
             .to_uppercase(),
@@ -350,6 +391,10 @@ fn node_attestor(
     let block = single(plugins, "NodeAttestor")?;
     match block.name.as_str() {
         "join_token" => Ok(NodeAttestorChoice::JoinToken(None)),
+        "k8s_psat" => Ok(NodeAttestorChoice::K8sPsat(
+            K8sPsatConfig::from_plugin_data(&block.plugin_data)
+                .map_err(|e| config_err(format!("NodeAttestor \"k8s_psat\": {e}")))?,
+        )),
         "x509pop" => {
             let path = |key: &str| {
                 block
@@ -368,29 +413,18 @@ fn node_attestor(
                 intermediates_path: path("intermediates_path"),
             }))
         }
-        _ => Err(unsupported(block)),
+        // The catalog admits no other name.
+        _ => Ok(NodeAttestorChoice::JoinToken(None)),
     }
 }
 
+/// The one enabled block of a type the catalog constrains to exactly one.
 fn single<'a>(plugins: &'a Plugins, plugin_type: &str) -> Result<&'a PluginBlock, Error> {
-    let mut enabled = plugins.of_type(plugin_type).filter(|b| b.enabled);
-    let first = enabled
-        .next()
-        .ok_or_else(|| config_err(format!("expected one {plugin_type} plugin, got none")))?;
-    if enabled.next().is_some() {
-        return Err(config_err(format!(
-            "expected one {plugin_type} plugin, got more than one"
-        )));
-    }
-    Ok(first)
-}
-
-fn unsupported(block: &PluginBlock) -> Error {
-    config_err(format!(
-        "{} {:?} is not supported by this agent (built-ins: KeyManager disk|memory, \
-         NodeAttestor join_token|x509pop, WorkloadAttestor unix)",
-        block.plugin_type, block.name
-    ))
+    plugins.of_type(plugin_type).next().ok_or_else(|| {
+        config_err(format!(
+            "plugin type {plugin_type:?} constraint not satisfied: expected exactly 1 but got 0"
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -545,10 +579,22 @@ plugins {
                 .contains("insecure_bootstrap")
         );
         let docker = AGENT.replace("WorkloadAttestor \"unix\"", "WorkloadAttestor \"docker\"");
-        assert!(
-            resolve_text(&docker, &Overrides::default())
-                .unwrap_err()
-                .contains("WorkloadAttestor \"docker\" is not supported")
+        assert_eq!(
+            resolve_text(&docker, &Overrides::default()).unwrap_err(),
+            "no built-in plugin \"docker\" for type \"WorkloadAttestor\""
+        );
+        let two = AGENT.replace(
+            "KeyManager \"disk\"",
+            "KeyManager \"memory\" {\n    }\n    KeyManager \"disk\"",
+        );
+        assert_eq!(
+            resolve_text(&two, &Overrides::default()).unwrap_err(),
+            "plugin type \"KeyManager\" constraint not satisfied: expected exactly 1 but got 2"
+        );
+        let bogus = AGENT.replace("KeyManager \"disk\"", "Bogus \"disk\"");
+        assert_eq!(
+            resolve_text(&bogus, &Overrides::default()).unwrap_err(),
+            "unsupported plugin type \"Bogus\""
         );
     }
 
@@ -560,5 +606,33 @@ plugins {
         let text = std::fs::read_to_string(dir.join("agent.conf")).unwrap();
         let config = resolve_text(&text, &Overrides::default()).unwrap();
         assert_eq!(config.trust_domain.name(), "example.org");
+    }
+
+    /// Both Istio quickstarts' `agent.conf` resolve unchanged: k8s_psat, the k8s workload
+    /// attestor beside unix, memory keys, and the health listener.
+    #[test]
+    fn istio_quickstart_agent_confs_resolve_unchanged() {
+        for dir in ["istio-samples", "istio-1.14-samples"] {
+            let Some(dir) = spire_test::shared_testdata(dir) else {
+                return;
+            };
+            let manifest = std::fs::read_to_string(dir.join("spire-quickstart.yaml")).unwrap();
+            let text = spire_test::manifest_block(&manifest, "agent.conf").unwrap();
+            let config = resolve_text(&text, &Overrides::default())
+                .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+            assert_eq!(
+                config.node_attestor,
+                NodeAttestorChoice::K8sPsat(K8sPsatConfig {
+                    cluster: "demo-cluster".into(),
+                    token_path: spire_agent_plugin::nodeattestor::DEFAULT_TOKEN_PATH.into(),
+                })
+            );
+            assert!(config.k8s_workload_attestor.is_some());
+            assert_eq!(config.key_manager, KeyManagerChoice::Memory);
+            assert_eq!(
+                config.socket_path,
+                Path::new("/run/secrets/workload-spiffe-uds/socket")
+            );
+        }
     }
 }

@@ -3,9 +3,11 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+mod health;
 mod run;
 
 pub use config::{AgentConfig, KeyManagerChoice, NodeAttestorChoice, Overrides};
+pub use health::agent_checker;
 pub use run::run;
 
 /// Why the agent could not start or stopped with an error.
@@ -27,4 +29,7 @@ pub enum Error {
     /// The Workload API endpoint failed.
     #[error(transparent)]
     Workload(#[from] spire_agent_workload::Error),
+    /// A long-running task panicked, failed or ended early; the message names it.
+    #[error(transparent)]
+    Task(#[from] spire_task::Error),
 }

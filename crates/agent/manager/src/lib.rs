@@ -2,9 +2,9 @@
 //!
 //! [`Manager::start`] brings the agent to a usable identity (resuming the SVID in
 //! `<data_dir>/agent-data.json` when it is still valid and its key is on disk, attesting
-//! otherwise), synchronises once, and then keeps four loops running until stop or a fatal
-//! error: entry/bundle sync (poll + push), workload SVID minting, agent SVID rotation, and the
-//! push watch stream. The [`spire_agent_cache::Cache`] it feeds is what the workload
+//! otherwise), synchronises once, and then keeps four loops running, as tasks of the agent's
+//! [`spire_task::Supervisor`], until stop or a fatal error: entry/bundle sync (poll + push),
+//! workload SVID minting, agent SVID rotation, and the push watch stream. The [`spire_agent_cache::Cache`] it feeds is what the workload
 //! endpoints serve from; JWT-SVIDs are minted on request through [`Manager::jwt_svid_source`].
 #![forbid(unsafe_code)]
 

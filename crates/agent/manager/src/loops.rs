@@ -17,7 +17,7 @@ use spire_proto::spire::api::server::svid::v1::{
     BatchNewX509svidRequest, NewX509svidParams, svid_client::SvidClient,
 };
 use spire_proto::spirers::server::push::v1::{WatchRequest, push_client::PushClient};
-use tokio::sync::watch;
+use spire_task::Shutdown;
 use x509_parser::prelude::{FromDer as _, X509Certificate};
 
 use crate::manager::Shared;
@@ -72,22 +72,10 @@ fn sync_backoff(interval: Duration) -> Backoff {
     Backoff::new(interval, SYNC_BACKOFF_MAX.min(interval * 48))
 }
 
-/// Resolves when stop is requested (or the stop sender is gone).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    loop {
-        if *stop.borrow_and_update() {
-            return;
-        }
-        if stop.changed().await.is_err() {
-            return;
-        }
-    }
-}
-
 /// Sleeps `d`; true when stop came first.
-async fn sleep_or_stop(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
+async fn sleep_or_stop(stop: &Shutdown, d: Duration) -> bool {
     tokio::select! {
-        () = stopped(stop) => true,
+        () = stop.stopped() => true,
         () = tokio::time::sleep(d) => false,
     }
 }
@@ -129,14 +117,14 @@ async fn sync_once(shared: &Shared) -> Result<()> {
 /// The start-up sync: retried with backoff until it succeeds, the agent is refused for good,
 /// or stop.
 pub(crate) async fn first_sync(shared: &Shared) -> Result<()> {
-    let mut stop = shared.stop.clone();
+    let stop = &shared.stop;
     let mut backoff = sync_backoff(shared.config.sync_interval);
     loop {
         match sync_once(shared).await {
             Ok(()) => return Ok(()),
             Err(e) => shared.handle_error(e).await?,
         }
-        if sleep_or_stop(&mut stop, backoff.fail()).await {
+        if sleep_or_stop(stop, backoff.fail()).await {
             return Err(Error::Stopped);
         }
     }
@@ -144,11 +132,11 @@ pub(crate) async fn first_sync(shared: &Shared) -> Result<()> {
 
 /// Syncs every interval (backing off on errors) and whenever the server pushes a change.
 pub(crate) async fn sync_loop(shared: Arc<Shared>) -> Result<()> {
-    let mut stop = shared.stop.clone();
+    let stop = &shared.stop;
     let mut backoff = sync_backoff(shared.config.sync_interval);
     loop {
         tokio::select! {
-            () = stopped(&mut stop) => return Ok(()),
+            () = stop.stopped() => return Ok(()),
             () = tokio::time::sleep(backoff.current()) => {}
             () = shared.sync_now.notified() => {}
         }
@@ -166,7 +154,7 @@ pub(crate) async fn sync_loop(shared: Arc<Shared>) -> Result<()> {
 /// Keeps one push `Watch` stream open and wakes the sync loop on each message. A server
 /// without the push service (SPIRE) answers Unimplemented: the agent then only polls.
 pub(crate) async fn watch_loop(shared: Arc<Shared>) -> Result<()> {
-    let mut stop = shared.stop.clone();
+    let stop = &shared.stop;
     let mut backoff = Backoff::new(
         Duration::from_secs(1),
         SYNC_BACKOFF_MAX.min(shared.config.sync_interval * 48),
@@ -175,12 +163,14 @@ pub(crate) async fn watch_loop(shared: Arc<Shared>) -> Result<()> {
         let mut client = PushClient::new(shared.channel());
         let call = client.watch(WatchRequest {});
         let result = tokio::select! {
-            () = stopped(&mut stop) => return Ok(()),
+            () = stop.stopped() => return Ok(()),
             r = call => r,
         };
         match result {
             Err(s) if s.code() == tonic::Code::Unimplemented => {
                 tracing::info!("server does not push changes; relying on polling");
+                // Done, but a supervised task runs until the stop.
+                stop.stopped().await;
                 return Ok(());
             }
             Err(s) => tracing::debug!(error = %s, "push stream failed"),
@@ -188,7 +178,7 @@ pub(crate) async fn watch_loop(shared: Arc<Shared>) -> Result<()> {
                 let mut stream = response.into_inner();
                 loop {
                     let message = tokio::select! {
-                        () = stopped(&mut stop) => return Ok(()),
+                        () = stop.stopped() => return Ok(()),
                         m = stream.message() => m,
                     };
                     match message {
@@ -199,6 +189,7 @@ pub(crate) async fn watch_loop(shared: Arc<Shared>) -> Result<()> {
                         Ok(None) => break,
                         Err(s) if s.code() == tonic::Code::Unimplemented => {
                             tracing::info!("server does not push changes; relying on polling");
+                            stop.stopped().await;
                             return Ok(());
                         }
                         Err(s) => {
@@ -209,7 +200,7 @@ pub(crate) async fn watch_loop(shared: Arc<Shared>) -> Result<()> {
                 }
             }
         }
-        if sleep_or_stop(&mut stop, backoff.fail()).await {
+        if sleep_or_stop(stop, backoff.fail()).await {
             return Ok(());
         }
     }
@@ -218,14 +209,14 @@ pub(crate) async fn watch_loop(shared: Arc<Shared>) -> Result<()> {
 /// Mints the SVIDs the cache asks for: on new work, at the next rotation deadline, or at
 /// least every [`MINT_TICK`]. A failed call keeps every cached SVID and retries later.
 pub(crate) async fn mint_loop(shared: Arc<Shared>) -> Result<()> {
-    let mut stop = shared.stop.clone();
+    let stop = &shared.stop;
     let mut backoff = Backoff::new(MINT_TICK, MINT_BACKOFF_MAX);
     loop {
         let until_rotation = shared.cache.next_rotation().map_or(MINT_TICK, |t| {
             t.duration_since(shared.now()).unwrap_or_default()
         });
         tokio::select! {
-            () = stopped(&mut stop) => return Ok(()),
+            () = stop.stopped() => return Ok(()),
             () = shared.cache.work_available() => {}
             () = tokio::time::sleep(until_rotation.min(MINT_TICK)) => {}
         }
@@ -238,13 +229,13 @@ pub(crate) async fn mint_loop(shared: Arc<Shared>) -> Result<()> {
             // Some items were refused (e.g. an entry deleted on the server before the next
             // sync): they are due again at once, so back off instead of asking in a loop.
             Ok(_) => {
-                if sleep_or_stop(&mut stop, backoff.fail()).await {
+                if sleep_or_stop(stop, backoff.fail()).await {
                     return Ok(());
                 }
             }
             Err(e) => {
                 shared.handle_error(e).await?;
-                if sleep_or_stop(&mut stop, backoff.fail()).await {
+                if sleep_or_stop(stop, backoff.fail()).await {
                     return Ok(());
                 }
             }
@@ -336,9 +327,9 @@ fn issued(chain: Vec<Vec<u8>>, key: &Key) -> Result<IssuedSvid> {
 /// Rotates the agent SVID once it is due; failures are retried at the next check (a refusal
 /// is handled like any other: re-attest, or stop).
 pub(crate) async fn rotation_loop(shared: Arc<Shared>) -> Result<()> {
-    let mut stop = shared.stop.clone();
+    let stop = &shared.stop;
     loop {
-        if sleep_or_stop(&mut stop, ROTATION_CHECK).await {
+        if sleep_or_stop(stop, ROTATION_CHECK).await {
             return Ok(());
         }
         if shared.now() < shared.identity().rotate_at {

@@ -11,9 +11,9 @@ use spire_agent_plugin::nodeattestor::NodeAttestor;
 use spire_id::{SpiffeId, TrustDomain};
 use spire_proto::spire::api::server::agent::v1::{PostStatusRequest, agent_client::AgentClient};
 use spire_svid::{Bundle, KeyType};
+use spire_task::{Shutdown, Supervisor};
 use spire_time::SharedClock;
-use tokio::sync::{Notify, watch};
-use tokio::task::JoinSet;
+use tokio::sync::Notify;
 use tonic::transport::Channel;
 use x509_parser::prelude::{FromDer as _, X509Certificate};
 
@@ -82,12 +82,11 @@ pub struct ManagerConfig {
     pub clock: SharedClock,
 }
 
-/// A running manager. [`Manager::run`] ends on stop (Ok) or with the fatal error.
+/// A running manager; its loops run under the [`Supervisor`] given to [`Manager::start`].
 #[derive(Debug)]
 pub struct Manager {
     shared: Arc<Shared>,
     jwt_svids: Arc<JwtSvidCache>,
-    tasks: JoinSet<Result<()>>,
 }
 
 /// The agent's current SVID.
@@ -107,7 +106,7 @@ pub(crate) struct Shared {
     pub(crate) config: ManagerConfig,
     pub(crate) cache: Cache,
     pub(crate) state: StateFile,
-    pub(crate) stop: watch::Receiver<bool>,
+    pub(crate) stop: Shutdown,
     /// Wakes the sync loop (push messages).
     pub(crate) sync_now: Notify,
     identity: RwLock<Identity>,
@@ -122,9 +121,15 @@ pub(crate) struct Shared {
 
 impl Manager {
     /// Brings the agent to a usable SVID (resume or attest), posts its status, runs the first
-    /// sync (retrying with backoff), and starts the loops. Returns once the cache holds the
-    /// authorized entries and bundles.
-    pub async fn start(config: ManagerConfig, stop: watch::Receiver<bool>) -> Result<Self> {
+    /// sync (retrying with backoff), and starts the loops under `tasks`: `entry-sync`,
+    /// `push-watch`, `svid-minting` and `agent-svid-rotation`. Returns once the cache holds
+    /// the authorized entries and bundles, or [`Error::Stopped`] if the supervisor's stop
+    /// signal came first.
+    ///
+    /// The loops run until that signal, or end the agent with a fatal error (banned, cannot
+    /// re-attest, …) as a failure of their task.
+    pub async fn start(config: ManagerConfig, tasks: &mut Supervisor) -> Result<Self> {
+        let stop = tasks.shutdown().clone();
         let state_file = StateFile::new(&config.data_dir);
         let stored = state_file.load()?;
         let server_id = SpiffeId::server_id(&config.trust_domain);
@@ -177,17 +182,12 @@ impl Manager {
         shared.post_status(bundle.sequence_number).await;
         loops::first_sync(&shared).await?;
 
-        let mut tasks = JoinSet::new();
-        tasks.spawn(loops::sync_loop(shared.clone()));
-        tasks.spawn(loops::watch_loop(shared.clone()));
-        tasks.spawn(loops::mint_loop(shared.clone()));
-        tasks.spawn(loops::rotation_loop(shared.clone()));
+        tasks.spawn("entry-sync", loops::sync_loop(shared.clone()));
+        tasks.spawn("push-watch", loops::watch_loop(shared.clone()));
+        tasks.spawn("svid-minting", loops::mint_loop(shared.clone()));
+        tasks.spawn("agent-svid-rotation", loops::rotation_loop(shared.clone()));
         let jwt_svids = jwt::ServerMinter::cache(&shared);
-        Ok(Self {
-            shared,
-            jwt_svids,
-            tasks,
-        })
+        Ok(Self { shared, jwt_svids })
     }
 
     /// The cache the manager feeds (for the workload endpoints).
@@ -209,22 +209,6 @@ impl Manager {
     /// The agent SVID chain in use (DER, leaf first).
     pub fn agent_svid(&self) -> Vec<Vec<u8>> {
         self.shared.identity().chain
-    }
-
-    /// Runs until the stop signal (Ok) or a fatal error (banned, cannot re-attest, …).
-    pub async fn run(mut self) -> Result<()> {
-        while let Some(joined) = self.tasks.join_next().await {
-            match joined {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    self.tasks.abort_all();
-                    return Err(e);
-                }
-                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                Err(_) => {}
-            }
-        }
-        Ok(())
     }
 }
 

@@ -1,6 +1,7 @@
 //! NodeAttestor: what the agent proves to the server during AttestAgent.
 
 mod join_token;
+mod k8s_psat;
 mod x509pop;
 
 use std::fmt;
@@ -8,6 +9,7 @@ use std::fmt;
 use async_trait::async_trait;
 
 pub use join_token::JoinTokenAttestor;
+pub use k8s_psat::{DEFAULT_TOKEN_PATH, K8sPsatAttestor, K8sPsatConfig};
 pub use x509pop::{X509PopAttestor, X509PopConfig};
 
 use crate::Result;

@@ -11,7 +11,8 @@ use envoy_types::pb::envoy::service::secret::v3::secret_discovery_service_server
 use spire_agent_cache::{Cache, Subscription};
 use spire_agent_workload::WorkloadAttestor;
 use spire_agent_workload::peer::{attest_caller, caller_pid};
-use tokio::sync::{mpsc, watch};
+use spire_task::Shutdown;
+use tokio::sync::mpsc;
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::server::NamedService;
@@ -33,7 +34,7 @@ struct Inner {
     cache: Cache,
     attestors: Vec<Arc<dyn WorkloadAttestor>>,
     config: SdsConfig,
-    stop: watch::Receiver<bool>,
+    stop: Shutdown,
 }
 
 type ResponseStream = ReceiverStream<Result<DiscoveryResponse, Status>>;
@@ -44,13 +45,13 @@ impl SdsService {
     /// The gRPC service name (`envoy.service.secret.v3.SecretDiscoveryService`).
     pub const NAME: &str = <SecretDiscoveryServiceServer<SdsService> as NamedService>::NAME;
 
-    /// A service over `cache`, attesting callers with `attestors`. Streams end once `stop`
-    /// turns true (or its sender is dropped).
+    /// A service over `cache`, attesting callers with `attestors`. Streams end on `stop`,
+    /// which waits for them (each holds a [`spire_task::DrainGuard`]).
     pub fn new(
         cache: Cache,
         attestors: Vec<Arc<dyn WorkloadAttestor>>,
         config: SdsConfig,
-        stop: watch::Receiver<bool>,
+        stop: Shutdown,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -107,8 +108,10 @@ impl SecretDiscoveryService for SdsService {
         let subscription = self.subscribe(&request).await?;
         let (tx, rx) = mpsc::channel(1);
         let inner = Arc::clone(&self.inner);
+        let stopped = inner.stop.stopped();
+        let in_flight = inner.stop.guard();
         tokio::spawn(async move {
-            let stop = inner.stop.clone();
+            let _in_flight = in_flight;
             tokio::select! {
                 result = serve_stream(&inner.config, subscription, request.into_inner(), &tx) => {
                     if let Err(status) = result {
@@ -116,7 +119,7 @@ impl SecretDiscoveryService for SdsService {
                     }
                 }
                 () = tx.closed() => {}
-                () = stopped(stop) => {}
+                () = stopped => {}
             }
         });
         Ok(Response::new(ReceiverStream::new(rx)))
@@ -129,7 +132,7 @@ impl SecretDiscoveryService for SdsService {
         let mut subscription = self.subscribe(&request).await?;
         let update = tokio::select! {
             update = subscription.next() => update.ok_or(Error::ShuttingDown)?,
-            () = stopped(self.inner.stop.clone()) => return Err(Error::ShuttingDown.into()),
+            () = self.inner.stop.stopped() => return Err(Error::ShuttingDown.into()),
         };
         let request = request.into_inner();
         let config = &self.inner.config;
@@ -181,9 +184,4 @@ async fn serve_stream(
             return Ok(());
         }
     }
-}
-
-/// Resolves once `stop` is true or its sender is gone.
-async fn stopped(mut stop: watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stop| *stop).await;
 }

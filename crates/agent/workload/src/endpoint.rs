@@ -5,14 +5,13 @@ use std::sync::Arc;
 
 use spire_agent_cache::{Cache, JwtSvidSource};
 use spire_proto::workload::spiffe_workload_api_server::SpiffeWorkloadApiServer;
+use spire_task::Shutdown;
 use spire_time::SharedClock;
 use tokio::net::UnixListener;
-use tokio::sync::watch;
 use tonic::service::Routes;
 use tonic::transport::Server;
 use tonic_health::ServingStatus;
 
-use crate::service::stopped;
 use crate::{Error, Result, ServiceSettings, WorkloadApi, WorkloadAttestor};
 
 /// SPIRE's default agent socket (`socket_path`).
@@ -96,13 +95,12 @@ impl Endpoint {
     }
 
     /// Serves `SpiffeWorkloadAPI`, `grpc.health.v1.Health` (SERVING) and the routes given to
-    /// [`Endpoint::with_routes`] until `stop` turns true (or its sender is dropped); open
-    /// streams end then too.
+    /// [`Endpoint::with_routes`] until `stop`; open streams end then too.
     pub async fn serve(
         self,
         cache: Cache,
         attestors: Vec<Arc<dyn WorkloadAttestor>>,
-        stop: watch::Receiver<bool>,
+        stop: Shutdown,
     ) -> Result<()> {
         let path = self.config.socket_path.clone();
         let incoming = spire_uds::incoming(self.listener);
@@ -146,7 +144,7 @@ impl Endpoint {
         }
         Server::builder()
             .add_routes(routes)
-            .serve_with_incoming_shutdown(incoming, stopped(stop))
+            .serve_with_incoming_shutdown(incoming, stop.stopped())
             .await?;
         Ok(())
     }
@@ -159,7 +157,7 @@ pub async fn serve(
     config: EndpointConfig,
     cache: Cache,
     attestors: Vec<Arc<dyn WorkloadAttestor>>,
-    stop: watch::Receiver<bool>,
+    stop: Shutdown,
 ) -> Result<()> {
     Endpoint::bind(config)?.serve(cache, attestors, stop).await
 }

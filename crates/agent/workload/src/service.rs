@@ -14,8 +14,9 @@ use spire_proto::workload::{
     ValidateJwtsvidResponse, X509BundlesRequest, X509BundlesResponse, X509svidRequest,
     X509svidResponse,
 };
+use spire_task::Shutdown;
 use spire_time::{SharedClock, SystemClock};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
@@ -43,7 +44,7 @@ struct Inner {
     cache: Cache,
     attestors: Vec<Arc<dyn WorkloadAttestor>>,
     settings: ServiceSettings,
-    stop: watch::Receiver<bool>,
+    stop: Shutdown,
 }
 
 /// What the service needs besides the cache and the attestors.
@@ -81,13 +82,13 @@ impl Default for ServiceSettings {
 // === impl WorkloadApi ===
 
 impl WorkloadApi {
-    /// A service over `cache`, attesting callers with `attestors`. Streams end once `stop`
-    /// turns true (or its sender is dropped).
+    /// A service over `cache`, attesting callers with `attestors`. Streams end on `stop`,
+    /// which waits for them (each holds a [`spire_task::DrainGuard`]).
     pub fn new(
         cache: Cache,
         attestors: Vec<Arc<dyn WorkloadAttestor>>,
         settings: ServiceSettings,
-        stop: watch::Receiver<bool>,
+        stop: Shutdown,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -145,9 +146,12 @@ impl WorkloadApi {
         let (mut subscription, first) = self.subscribe(request).await?;
         let mut last = build(&first)?;
         let (tx, rx) = mpsc::channel(1);
-        let stop = self.inner.stop.clone();
+        let stopped = self.inner.stop.stopped();
+        let in_flight = self.inner.stop.guard();
         let first = Ok(response(&last).clone());
         tokio::spawn(async move {
+            let _in_flight = in_flight;
+            tokio::pin!(stopped);
             if tx.send(first).await.is_err() {
                 return;
             }
@@ -158,7 +162,7 @@ impl WorkloadApi {
                     // The client went away.
                     () = tx.closed() => return,
                     // The agent is stopping.
-                    () = stopped(stop.clone()) => return,
+                    () = &mut stopped => return,
                 };
                 let item = match update {
                     Some(update) => build(&update),
@@ -199,8 +203,11 @@ impl SpiffeWorkloadApi for WorkloadApi {
         let (mut subscription, first) = self.subscribe(&request).await?;
         let first = svid_item(&first)?;
         let (tx, rx) = mpsc::channel(1);
-        let stop = self.inner.stop.clone();
+        let stopped = self.inner.stop.stopped();
+        let in_flight = self.inner.stop.guard();
         tokio::spawn(async move {
+            let _in_flight = in_flight;
+            tokio::pin!(stopped);
             let mut item = Ok(first);
             loop {
                 let end = item.is_err();
@@ -213,7 +220,7 @@ impl SpiffeWorkloadApi for WorkloadApi {
                     // The client went away.
                     () = tx.closed() => return,
                     // The agent is stopping.
-                    () = stopped(stop.clone()) => return,
+                    () = &mut stopped => return,
                 };
                 item = match update {
                     Some(update) => svid_item(&update),
@@ -308,11 +315,6 @@ fn no_identity() -> Status {
 
 fn cache_gone() -> Status {
     Status::unavailable("workload API is shutting down")
-}
-
-/// Resolves once `stop` is true or its sender is gone.
-pub(crate) async fn stopped(mut stop: watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stop| *stop).await;
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use spire_agent_workload::peer::attest_caller;
-use spire_agent_workload::{Error, UnixAttestor, UnixConfig, WorkloadAttestor};
+use spire_agent_workload::{UnixAttestor, UnixConfig, WorkloadAttestor};
 use spire_id::Selector;
 use tokio::net::{UnixListener, UnixStream};
 
@@ -19,11 +19,11 @@ impl WorkloadAttestor for Broken {
         "broken"
     }
 
-    async fn attest(&self, _pid: i32) -> spire_agent_workload::Result<Vec<Selector>> {
-        Err(Error::Attestor {
-            attestor: "broken".into(),
-            message: "always".into(),
-        })
+    async fn attest(&self, _pid: i32) -> spire_agent_plugin::Result<Vec<Selector>> {
+        Err(spire_agent_plugin::Error::status(
+            spire_agent_plugin::Code::Internal,
+            "always",
+        ))
     }
 }
 

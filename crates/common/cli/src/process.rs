@@ -79,9 +79,9 @@ pub fn tighten_umask() -> u32 {
 }
 
 /// What `run` does before starting a daemon (`what` is `server` or `agent`): the umask forced
-/// to include 027, with SPIRE's warning when it had to be, and a stop signal that turns true on
-/// SIGTERM or SIGINT. Call inside a tokio runtime, after [`init_logging`].
-pub fn prepare_daemon(what: &'static str) -> tokio::sync::watch::Receiver<bool> {
+/// to include 027, with SPIRE's warning when it had to be, and the process's stop signal,
+/// triggered on SIGTERM or SIGINT. Call inside a tokio runtime, after [`init_logging`].
+pub fn prepare_daemon(what: &'static str) -> spire_task::Shutdown {
     let previous = tighten_umask();
     if previous & 0o027 != 0o027 {
         tracing::warn!(
@@ -89,13 +89,19 @@ pub fn prepare_daemon(what: &'static str) -> tokio::sync::watch::Receiver<bool> 
             "Current umask is too permissive; setting umask 0027"
         );
     }
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let shutdown = spire_task::Shutdown::new();
+    let trigger = shutdown.clone();
+    // Not supervised: it only triggers the signal the supervisor watches, and ends then.
     tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("Stopping {what}");
-        let _ = stop_tx.send(true);
+        tokio::select! {
+            // SIGTERM or SIGINT.
+            () = wait_for_signal() => tracing::info!("Stopping {what}"),
+            // Stopping anyway (a task failed): nothing left to do.
+            () = trigger.stopped() => return,
+        }
+        trigger.trigger();
     });
-    stop_rx
+    shutdown
 }
 
 /// `validate`: SPIRE's verdict on a configuration file for `what` (`server` or `agent`):

@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 pub use env::expand_env;
-pub use plugins::{PluginBlock, Plugins};
+pub use plugins::{CatalogSpec, Constraint, PluginBlock, Plugins};
 
 /// A configuration error, phrased for the operator.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +45,9 @@ pub enum ConfigError {
     /// A required section or key is missing.
     #[error("{0}")]
     Missing(String),
+    /// The plugins do not fit the binary's catalog (SPIRE's catalog messages).
+    #[error("{0}")]
+    Catalog(String),
 }
 
 /// A parsed configuration file.

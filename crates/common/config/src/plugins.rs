@@ -1,5 +1,7 @@
 //! The `plugins { Type "name" { plugin_data { … } } }` section, shape-checked but with
-//! `plugin_data` left as a tree: each plugin parses its own data.
+//! `plugin_data` left as a tree: each plugin parses its own data. A binary's [`CatalogSpec`]
+//! says which types and built-ins it has and how many of each type it needs; checking a
+//! configuration against it gives SPIRE's catalog errors.
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -52,10 +54,9 @@ impl Plugins {
         };
         for (plugin_type, by_name) in merged_objects("plugins", section)? {
             if !known_types.contains(&plugin_type.as_str()) {
-                return Err(ConfigError::Invalid {
-                    section: "plugins".into(),
-                    message: format!("unknown plugin type {plugin_type:?}"),
-                });
+                return Err(ConfigError::Catalog(format!(
+                    "unsupported plugin type {plugin_type:?}"
+                )));
             }
             let context = format!("plugins.{plugin_type}");
             for (name, body) in merged_objects(&context, &by_name)? {
@@ -113,6 +114,79 @@ impl Plugins {
     /// Every configured plugin.
     pub fn all(&self) -> &[PluginBlock] {
         &self.blocks
+    }
+}
+
+/// How many enabled plugins of one type a binary needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Constraint {
+    /// Exactly one (e.g. `DataStore`, `KeyManager`).
+    ExactlyOne,
+    /// One or more (e.g. the server's `NodeAttestor`).
+    AtLeastOne,
+    /// None or one (e.g. `UpstreamAuthority`).
+    AtMostOne,
+    /// Any number.
+    Any,
+}
+
+/// One binary's plugin catalog: its plugin types with their constraints, and the built-in
+/// plugins it has, as (type, name).
+#[derive(Clone, Copy, Debug)]
+pub struct CatalogSpec {
+    /// Every plugin type and how many of it must be configured.
+    pub types: &'static [(&'static str, Constraint)],
+    /// Every built-in plugin, as (type, name).
+    pub built_ins: &'static [(&'static str, &'static str)],
+}
+
+// === impl CatalogSpec ===
+
+impl CatalogSpec {
+    /// The type names, for [`Plugins::parse`].
+    pub fn type_names(&self) -> Vec<&'static str> {
+        self.types.iter().map(|(t, _)| *t).collect()
+    }
+
+    /// Parses the `plugins` section and checks it against the catalog, with SPIRE's catalog
+    /// errors: `unsupported plugin type "T"`, `no built-in plugin "N" for type "T"` and
+    /// `plugin type "T" constraint not satisfied: expected exactly 1 but got N`. External
+    /// plugins (`plugin_cmd`) are refused by name: spire-rs has built-ins only.
+    pub fn load(&self, section: Option<&Value>) -> Result<Plugins, ConfigError> {
+        let plugins = Plugins::parse(section, &self.type_names())?;
+        for block in plugins.blocks.iter().filter(|b| b.enabled) {
+            let built_in = self
+                .built_ins
+                .iter()
+                .any(|(t, n)| *t == block.plugin_type && *n == block.name);
+            if built_in && block.plugin_cmd.is_none() {
+                continue;
+            }
+            return Err(ConfigError::Catalog(match &block.plugin_cmd {
+                Some(cmd) => format!(
+                    "plugin {:?} of type {:?}: external plugins are not supported by spire-rs \
+                     (plugin_cmd {cmd:?}); remove plugin_cmd to use a built-in",
+                    block.name, block.plugin_type
+                ),
+                None => format!(
+                    "no built-in plugin {:?} for type {:?}",
+                    block.name, block.plugin_type
+                ),
+            }));
+        }
+        for (plugin_type, constraint) in self.types {
+            let got = plugins.of_type(plugin_type).count();
+            let expected = match constraint {
+                Constraint::ExactlyOne if got != 1 => "exactly 1",
+                Constraint::AtLeastOne if got == 0 => "at least 1",
+                Constraint::AtMostOne if got > 1 => "at most 1",
+                _ => continue,
+            };
+            return Err(ConfigError::Catalog(format!(
+                "plugin type {plugin_type:?} constraint not satisfied: expected {expected} but got {got}"
+            )));
+        }
+        Ok(plugins)
     }
 }
 

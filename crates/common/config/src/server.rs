@@ -25,6 +25,9 @@ pub struct ServerSection {
     pub jwt_key_type: Option<String>,
     pub ca_ttl: Option<GoDuration>,
     pub default_x509_svid_ttl: Option<GoDuration>,
+    /// SPIRE ≤ 1.5's name for `default_x509_svid_ttl` (deprecated; the 2022 Istio quickstart
+    /// still sets it): accepted with a warning, see [`ServerSection::deprecation_warnings`].
+    pub default_svid_ttl: Option<GoDuration>,
     pub default_jwt_svid_ttl: Option<GoDuration>,
     pub agent_ttl: Option<GoDuration>,
     pub jwt_issuer: Option<String>,
@@ -180,10 +183,32 @@ impl ServerSection {
         self.ca_ttl.map_or(Duration::from_secs(24 * 3600), |d| d.0)
     }
 
-    /// `default_x509_svid_ttl`, default 1h.
+    /// `default_x509_svid_ttl` (or the deprecated `default_svid_ttl`), default 1h.
     pub fn default_x509_svid_ttl(&self) -> Duration {
         self.default_x509_svid_ttl
+            .or(self.default_svid_ttl)
             .map_or(Duration::from_secs(3600), |d| d.0)
+    }
+
+    /// Keys that are accepted for older configurations but deprecated, each with the
+    /// warning to log; an error when a deprecated key conflicts with its replacement.
+    pub fn deprecation_warnings(&self) -> Result<Vec<String>, String> {
+        let mut warnings = Vec::new();
+        if self.default_svid_ttl.is_some() {
+            if self.default_x509_svid_ttl.is_some() {
+                return Err(
+                    "default_svid_ttl is deprecated and cannot be set together with \
+                            default_x509_svid_ttl; remove default_svid_ttl"
+                        .into(),
+                );
+            }
+            warnings.push(
+                "The default_svid_ttl configurable is deprecated and will be removed in a future \
+                 release; use default_x509_svid_ttl instead"
+                    .into(),
+            );
+        }
+        Ok(warnings)
     }
 
     /// `default_jwt_svid_ttl`, default 5m.

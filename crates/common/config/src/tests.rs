@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use super::server::ServerSection;
 use super::*;
 
@@ -61,16 +63,91 @@ plugins {
 }
 
 #[test]
+fn default_svid_ttl_is_a_deprecated_alias() {
+    let (server, _) =
+        server_doc("server {\n trust_domain = \"td\"\n default_svid_ttl = \"2h\"\n}\n").unwrap();
+    assert_eq!(server.default_x509_svid_ttl(), Duration::from_secs(7200));
+    let warnings = server.deprecation_warnings().unwrap();
+    assert_eq!(warnings.len(), 1);
+    assert!(warnings[0].contains("default_svid_ttl"), "{warnings:?}");
+
+    let (server, _) = server_doc(
+        "server {\n trust_domain = \"td\"\n default_svid_ttl = \"2h\"\n default_x509_svid_ttl = \"1h\"\n}\n",
+    )
+    .unwrap();
+    let err = server.deprecation_warnings().unwrap_err();
+    assert!(err.contains("cannot be set together"), "{err}");
+
+    let (server, _) = server_doc("server {\n trust_domain = \"td\"\n}\n").unwrap();
+    assert!(server.deprecation_warnings().unwrap().is_empty());
+}
+
+const CATALOG: CatalogSpec = CatalogSpec {
+    types: &[
+        ("DataStore", Constraint::ExactlyOne),
+        ("NodeAttestor", Constraint::AtLeastOne),
+        ("UpstreamAuthority", Constraint::AtMostOne),
+        ("Notifier", Constraint::Any),
+    ],
+    built_ins: &[
+        ("DataStore", "sql"),
+        ("NodeAttestor", "join_token"),
+        ("NodeAttestor", "k8s_psat"),
+        ("UpstreamAuthority", "disk"),
+        ("Notifier", "k8sbundle"),
+    ],
+};
+
+fn catalog_error(plugins: &str) -> String {
+    let doc = Document::parse(plugins).unwrap();
+    CATALOG.load(doc.raw("plugins")).unwrap_err().to_string()
+}
+
+#[test]
+fn catalog_errors_are_spires() {
+    assert_eq!(
+        catalog_error("plugins {\n Foo \"x\" {}\n}\n"),
+        "unsupported plugin type \"Foo\""
+    );
+    assert_eq!(
+        catalog_error("plugins {\n DataStore \"sql\" {}\n NodeAttestor \"aws_iid\" {}\n}\n"),
+        "no built-in plugin \"aws_iid\" for type \"NodeAttestor\""
+    );
+    assert_eq!(
+        catalog_error("plugins {\n NodeAttestor \"join_token\" {}\n}\n"),
+        "plugin type \"DataStore\" constraint not satisfied: expected exactly 1 but got 0"
+    );
+    assert_eq!(
+        catalog_error("plugins {\n DataStore \"sql\" {}\n}\n"),
+        "plugin type \"NodeAttestor\" constraint not satisfied: expected at least 1 but got 0"
+    );
+    let external = catalog_error(
+        "plugins {\n DataStore \"sql\" {}\n NodeAttestor \"join_token\" { plugin_cmd = \"/bin/x\" }\n}\n",
+    );
+    assert!(
+        external.contains("external plugins are not supported"),
+        "{external}"
+    );
+    // A disabled block counts for nothing, so it may name anything.
+    let doc = Document::parse(
+        "plugins {\n DataStore \"sql\" {}\n NodeAttestor \"join_token\" {}\n NodeAttestor \"tpm\" { enabled = false }\n}\n",
+    )
+    .unwrap();
+    let plugins = CATALOG.load(doc.raw("plugins")).unwrap();
+    assert_eq!(plugins.of_type("NodeAttestor").count(), 1);
+}
+
+#[test]
 fn unknown_keys_are_fatal_and_named() {
     let err =
-        server_doc("server {\n trust_domain = \"td\"\n default_svid_ttl = \"1h\"\n bogus = 1\n}\n")
+        server_doc("server {\n trust_domain = \"td\"\n default_svid_tll = \"1h\"\n bogus = 1\n}\n")
             .unwrap_err();
     let message = err.to_string();
     assert!(
         message.contains("unknown configuration detected"),
         "{message}"
     );
-    assert!(message.contains("server.default_svid_ttl"), "{message}");
+    assert!(message.contains("server.default_svid_tll"), "{message}");
     assert!(message.contains("server.bogus"), "{message}");
 
     let err = server_doc("serverr {}\n").unwrap_err().to_string();

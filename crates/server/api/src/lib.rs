@@ -27,6 +27,7 @@ pub mod convert;
 pub mod debug;
 pub mod dns;
 pub mod entry;
+pub mod health;
 pub mod push;
 mod status;
 mod stubs;
@@ -49,6 +50,7 @@ use spire_server_datastore::DataStore;
 use spire_server_plugin::nodeattestor::NodeAttestors;
 use spire_time::SharedClock;
 use tonic::service::Routes;
+use tonic_health::pb::health_server::HealthServer;
 
 pub use authz::{AuthorizedCaller, Caller, CallerClass, PeerSvid};
 pub use spire_server_cache::{ChangeFeed, FeedState};
@@ -131,11 +133,11 @@ impl SvidSource for tokio::sync::watch::Receiver<Vec<Vec<u8>>> {
 }
 
 /// Every service, for the admin Unix socket: Agent, Bundle, Entry, SVID, TrustDomain,
-/// LocalAuthority, Push, Debug, Logger and `grpc.health.v1.Health` (reporting SERVING), each
-/// wrapped by the authorization check.
+/// LocalAuthority, Push, Debug, Logger and `grpc.health.v1.Health` (SERVING while the
+/// server's own bundle can be read, see [`health`]), each wrapped by the authorization check.
 pub fn admin_routes(ctx: &ApiContext) -> Routes {
     let authorizer = Authorizer::new(ctx);
-    let (_reporter, health) = tonic_health::server::health_reporter();
+    let health = HealthServer::new(health::HealthService::new(health::Config::from(ctx)));
     common_routes(ctx, &authorizer)
         .add_service(Authorized::new(
             DebugServer::new(debug::DebugService::new(debug::Config::from(ctx))),

@@ -4,33 +4,23 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
-use spire_config::de::{GoDuration, Lenient};
-use spire_config::server::{HealthChecksSection, ServerSection, TelemetrySection};
-use spire_config::{ConfigError, Document, PluginBlock, Plugins, typed};
+use spire_config::server::{ServerSection, TelemetrySection};
+use spire_config::{ConfigError, Document};
+use spire_health::HealthConfig;
 use spire_id::{SpiffeId, TrustDomain};
 use spire_server_ca::{CaConfig, CaSubject};
-use spire_server_datastore_sql::SqlConfig;
-use spire_server_plugin::nodeattestor::X509PopConfig;
-use spire_server_plugin::upstreamauthority::DiskUpstreamConfig;
 use spire_svid::KeyType;
 
 use crate::Error;
 
+mod catalog;
 mod federation;
 
+pub use catalog::{
+    BundlePublisherChoice, CATALOG, KeyManagerChoice, NodeAttestorChoice, NotifierChoice,
+    ServerPlugins,
+};
 pub use federation::{BundleEndpointConfig, EndpointProfile, FederationConfig};
-
-/// Plugin types `spire-server` knows (configuring another is an error).
-pub const PLUGIN_TYPES: &[&str] = &[
-    "DataStore",
-    "KeyManager",
-    "NodeAttestor",
-    "UpstreamAuthority",
-    "Notifier",
-    "BundlePublisher",
-    "CredentialComposer",
-];
 
 /// `run` / `validate` flags that override the file (SPIRE's flag names).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -44,15 +34,6 @@ pub struct Overrides {
     pub log_level: Option<String>,
     pub trust_domain: Option<String>,
     pub socket_path: Option<String>,
-}
-
-/// Which key manager keeps the CA keys.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum KeyManagerChoice {
-    /// `KeyManager "disk" { keys_path }`.
-    Disk(PathBuf),
-    /// `KeyManager "memory"`.
-    Memory,
 }
 
 /// The resolved server settings.
@@ -79,16 +60,6 @@ pub struct ServerConfig {
     pub ca: CaConfig,
     /// `admin_ids`.
     pub admin_ids: Vec<SpiffeId>,
-    /// `DataStore "sql"`.
-    pub datastore: SqlConfig,
-    /// The KeyManager.
-    pub key_manager: KeyManagerChoice,
-    /// `UpstreamAuthority "disk"`, if configured.
-    pub upstream_authority: Option<DiskUpstreamConfig>,
-    /// Names of the configured NodeAttestors.
-    pub node_attestors: Vec<String>,
-    /// `NodeAttestor "x509pop"` settings, when configured.
-    pub x509pop: Option<X509PopConfig>,
     /// `experimental.cache_reload_interval`: how often the change feed looks for writes made
     /// by other servers (this server's own writes are followed at once). Default 1 s (SPIRE:
     /// 5 s).
@@ -98,49 +69,13 @@ pub struct ServerConfig {
     pub disable_push: bool,
     /// `federation { }`: the bundle endpoint and the static relationships.
     pub federation: FederationConfig,
-}
-
-/// `DataStore "sql"` plugin data. SPIRE's pool-size, read-replica and TLS keys are accepted
-/// (so its configs load) but not used yet.
-#[derive(Deserialize)]
-#[allow(dead_code)] // the accepted-but-unused keys (see above)
-struct SqlPluginData {
-    database_type: String,
-    connection_string: String,
-    ro_connection_string: Option<String>,
-    max_open_conns: Option<Lenient<u32>>,
-    max_idle_conns: Option<Lenient<u32>>,
-    conn_max_lifetime: Option<GoDuration>,
-    disable_migration: Option<spire_config::de::LenientBool>,
-    root_ca_path: Option<String>,
-    client_cert_path: Option<String>,
-    client_key_path: Option<String>,
-    log_sql: Option<spire_config::de::LenientBool>,
-}
-
-#[derive(Deserialize)]
-struct DiskKeyManagerData {
-    keys_path: String,
-}
-
-#[derive(Deserialize)]
-struct EmptyData {}
-
-/// `NodeAttestor "x509pop"` plugin data (mode `external_pki` only).
-#[derive(Deserialize)]
-struct X509PopData {
-    mode: Option<String>,
-    ca_bundle_path: Option<String>,
-    #[serde(default)]
-    ca_bundle_paths: Vec<String>,
-    agent_path_template: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct DiskUpstreamData {
-    cert_file_path: String,
-    key_file_path: String,
-    bundle_file_path: Option<String>,
+    /// Every configured plugin, resolved through the catalog.
+    pub plugins: ServerPlugins,
+    /// `health_checks { }`.
+    pub health: HealthConfig,
+    /// What the configuration should change (deprecated keys), for the log once it is set
+    /// up.
+    pub warnings: Vec<String>,
 }
 
 // === impl ServerConfig ===
@@ -168,12 +103,17 @@ impl ServerConfig {
         doc.check_sections(&["server", "plugins", "telemetry", "health_checks"])?;
         let server: ServerSection = doc.section("server")?;
         let _: TelemetrySection = doc.section("telemetry")?;
-        let _: HealthChecksSection = doc.section("health_checks")?;
-        let plugins = Plugins::parse(doc.raw("plugins"), PLUGIN_TYPES)?;
-        Self::resolve(&server, &plugins, overrides)
+        let health = HealthConfig::from_document(&doc)?;
+        Self::resolve(&server, doc.raw("plugins"), health, overrides)
     }
 
-    fn resolve(s: &ServerSection, plugins: &Plugins, o: &Overrides) -> Result<Self, Error> {
+    fn resolve(
+        s: &ServerSection,
+        plugins: Option<&serde_json::Value>,
+        health: HealthConfig,
+        o: &Overrides,
+    ) -> Result<Self, Error> {
+        let warnings = s.deprecation_warnings().map_err(Error::Config)?;
         let td_name = o
             .trust_domain
             .as_deref()
@@ -181,6 +121,7 @@ impl ServerConfig {
             .ok_or_else(|| Error::Config("trust_domain must be configured".into()))?;
         let trust_domain = TrustDomain::new(td_name)
             .map_err(|e| Error::Config(format!("could not parse trust_domain {td_name:?}: {e}")))?;
+        let plugins = ServerPlugins::resolve(plugins)?;
         let mut ca = CaConfig::new(trust_domain.clone());
         if let Some(subject) = &s.ca_subject {
             ca.ca_subject = CaSubject {
@@ -215,60 +156,7 @@ impl ServerConfig {
             })
             .collect::<Result<_, _>>()?;
 
-        let datastore = one_plugin(plugins, "DataStore")?;
-        if datastore.name != "sql" {
-            return Err(unsupported(datastore));
-        }
-        let sql: SqlPluginData = plugin_data(datastore)?;
-        let key_manager = one_plugin(plugins, "KeyManager")?;
-        let key_manager = match key_manager.name.as_str() {
-            "disk" => {
-                let data: DiskKeyManagerData = plugin_data(key_manager)?;
-                KeyManagerChoice::Disk(PathBuf::from(data.keys_path))
-            }
-            "memory" => {
-                let _: EmptyData = plugin_data(key_manager)?;
-                KeyManagerChoice::Memory
-            }
-            _ => return Err(unsupported(key_manager)),
-        };
-        let mut upstream = plugins.of_type("UpstreamAuthority");
-        let upstream_authority = match (upstream.next(), upstream.next()) {
-            (None, _) => None,
-            (Some(_), Some(_)) => {
-                return Err(Error::Config(
-                    "only one UpstreamAuthority plugin may be configured".into(),
-                ));
-            }
-            (Some(block), None) if block.name == "disk" => {
-                let data: DiskUpstreamData = plugin_data(block)?;
-                Some(DiskUpstreamConfig {
-                    cert_file_path: data.cert_file_path.into(),
-                    key_file_path: data.key_file_path.into(),
-                    bundle_file_path: data.bundle_file_path.map(PathBuf::from),
-                })
-            }
-            (Some(block), None) => return Err(unsupported(block)),
-        };
         let federation = FederationConfig::resolve(s.federation.as_ref())?;
-        let mut node_attestors = Vec::new();
-        let mut x509pop = None;
-        for block in plugins.of_type("NodeAttestor") {
-            match block.name.as_str() {
-                "join_token" | "k8s_psat" => node_attestors.push(block.name.clone()),
-                "x509pop" => {
-                    x509pop = Some(x509pop_config(block)?);
-                    node_attestors.push(block.name.clone());
-                }
-                _ => return Err(unsupported(block)),
-            }
-        }
-        for kind in ["Notifier", "BundlePublisher", "CredentialComposer"] {
-            if let Some(block) = plugins.of_type(kind).next() {
-                return Err(unsupported(block));
-            }
-        }
-
         Ok(Self {
             trust_domain,
             bind_address: o
@@ -300,14 +188,6 @@ impl ServerConfig {
                 .map(PathBuf::from),
             ca,
             admin_ids,
-            datastore: SqlConfig {
-                database_type: sql.database_type,
-                connection_string: sql.connection_string,
-            },
-            key_manager,
-            upstream_authority,
-            node_attestors,
-            x509pop,
             cache_reload_interval: s
                 .experimental
                 .as_ref()
@@ -320,66 +200,11 @@ impl ServerConfig {
                 .and_then(|e| e.disable_push)
                 .is_some_and(|b| b.0),
             federation,
+            plugins,
+            health,
+            warnings,
         })
     }
-}
-
-fn x509pop_config(block: &PluginBlock) -> Result<X509PopConfig, Error> {
-    let data: X509PopData = plugin_data(block)?;
-    if data.mode.as_deref().is_some_and(|m| m != "external_pki") {
-        return Err(Error::Config(
-            "NodeAttestor \"x509pop\": only mode \"external_pki\" is supported by spire-rs yet"
-                .into(),
-        ));
-    }
-    if data.agent_path_template.is_some() {
-        return Err(Error::Config(
-            "NodeAttestor \"x509pop\": agent_path_template is not supported by spire-rs yet".into(),
-        ));
-    }
-    let paths: Vec<PathBuf> = data
-        .ca_bundle_path
-        .into_iter()
-        .chain(data.ca_bundle_paths)
-        .map(PathBuf::from)
-        .collect();
-    if paths.is_empty() {
-        return Err(Error::Config(
-            "NodeAttestor \"x509pop\": ca_bundle_path or ca_bundle_paths is required".into(),
-        ));
-    }
-    Ok(X509PopConfig {
-        ca_bundle_paths: paths,
-    })
-}
-
-fn one_plugin<'a>(plugins: &'a Plugins, kind: &str) -> Result<&'a PluginBlock, Error> {
-    let mut all = plugins.of_type(kind);
-    match (all.next(), all.next()) {
-        (Some(block), None) => Ok(block),
-        (None, _) => Err(Error::Config(format!("a {kind} plugin must be configured"))),
-        (Some(_), Some(_)) => Err(Error::Config(format!(
-            "only one {kind} plugin may be configured"
-        ))),
-    }
-}
-
-fn plugin_data<T: serde::de::DeserializeOwned>(block: &PluginBlock) -> Result<T, Error> {
-    if block.plugin_data_file.is_some() {
-        return Err(Error::Config(format!(
-            "{} {:?}: plugin_data_file is not supported yet; use plugin_data",
-            block.plugin_type, block.name
-        )));
-    }
-    let section = format!("plugins.{}.{}.plugin_data", block.plugin_type, block.name);
-    Ok(typed(&section, block.plugin_data.clone())?)
-}
-
-fn unsupported(block: &PluginBlock) -> Error {
-    Error::Config(format!(
-        "{} plugin {:?} is not supported by spire-rs yet",
-        block.plugin_type, block.name
-    ))
 }
 
 impl From<ConfigError> for Error {

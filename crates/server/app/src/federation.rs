@@ -18,9 +18,9 @@ use spire_server_federation::{
     RefresherConfig, RefresherHandle, ServingCertFile, ServingIdentity,
 };
 use spire_svid::{Bundle, X509Svid};
+use spire_task::{Shutdown, Supervisor};
 use spire_time::SharedClock;
 use tokio::sync::{Mutex, Notify, watch};
-use tokio::task::JoinHandle;
 
 use crate::Error;
 use crate::config::{BundleEndpointConfig, EndpointProfile, ServerConfig};
@@ -35,17 +35,6 @@ pub(crate) struct Services {
     pub(crate) feed: Arc<ChangeFeed>,
     /// The server's X509-SVID, republished on every rotation.
     pub(crate) server_svid: watch::Receiver<Arc<X509Svid>>,
-    /// The server's stop signal.
-    pub(crate) stop: watch::Receiver<bool>,
-}
-
-/// What [`start`] started.
-pub(crate) struct Started {
-    /// For [`spire_server_api::ApiContext::bundle_refresher`].
-    pub(crate) refresher: Arc<FederationRefresher>,
-    /// The bundle endpoint's task, when one is configured; it ends within its shutdown
-    /// grace after the stop signal.
-    pub(crate) endpoint: Option<JoinHandle<()>>,
 }
 
 /// The [`BundleRefresher`] of the TrustDomain API, over the running refresher.
@@ -67,13 +56,16 @@ struct Relationships {
     changed: Notify,
 }
 
-/// Starts the bundle endpoint (when configured) and the refresher; everything stops with
-/// `services.stop`.
-pub(crate) async fn start(config: &ServerConfig, services: Services) -> Result<Started, Error> {
-    let endpoint = match &config.federation.bundle_endpoint {
-        Some(endpoint) => Some(start_endpoint(endpoint, &config.trust_domain, &services).await?),
-        None => None,
-    };
+/// Starts the bundle endpoint (when configured) and the refresher under `tasks`; returns
+/// the refresher for [`spire_server_api::ApiContext::bundle_refresher`].
+pub(crate) async fn start(
+    config: &ServerConfig,
+    services: Services,
+    tasks: &mut Supervisor,
+) -> Result<Arc<FederationRefresher>, Error> {
+    if let Some(endpoint) = &config.federation.bundle_endpoint {
+        start_endpoint(endpoint, &config.trust_domain, &services, tasks).await?;
+    }
 
     let (current, relationships_rx) = watch::channel(Vec::new());
     let relationships = Arc::new(Relationships {
@@ -97,29 +89,27 @@ pub(crate) async fn start(config: &ServerConfig, services: Services) -> Result<S
         },
         relationships_rx,
     );
-    tokio::spawn(refresher.run(services.stop.clone()));
-    tokio::spawn(
-        relationships
-            .clone()
-            .follow(services.feed.clone(), services.stop.clone()),
+    let stop = tasks.shutdown().clone();
+    tasks.spawn("federation-refresher", refresher.run(stop.clone()));
+    tasks.spawn(
+        "federation-relationships",
+        relationships.clone().follow(services.feed.clone(), stop),
     );
-    Ok(Started {
-        refresher: Arc::new(FederationRefresher {
-            handle,
-            relationships,
-        }),
-        endpoint,
-    })
+    Ok(Arc::new(FederationRefresher {
+        handle,
+        relationships,
+    }))
 }
 
-/// Binds the bundle endpoint and starts serving it, with the task that keeps its bundle
-/// current (and the certificate file watcher for `serving_cert_file`); returns the serving
-/// task.
+/// Binds the bundle endpoint and starts serving it under `tasks`, with the task that keeps
+/// its bundle current (and the certificate file watcher for `serving_cert_file`). The
+/// endpoint drains within its own shutdown grace after the stop signal.
 async fn start_endpoint(
     config: &BundleEndpointConfig,
     trust_domain: &TrustDomain,
     services: &Services,
-) -> Result<JoinHandle<()>, Error> {
+    tasks: &mut Supervisor,
+) -> Result<(), Error> {
     if config.profile_defaulted {
         tracing::warn!(
             "The bundle endpoint has no profile; assuming \"https_spiffe\". This default is \
@@ -150,17 +140,22 @@ async fn start_endpoint(
         },
         "Bundle endpoint configured"
     );
+    let stop = tasks.shutdown().clone();
     if let Some(files) = files {
-        tokio::spawn(files.run(services.stop.clone()));
+        tasks.spawn("serving-cert-files", files.run(stop.clone()));
     }
-    tokio::spawn(follow_bundle(
-        services.datastore.clone(),
-        trust_domain.clone(),
-        services.feed.clone(),
-        bundles,
-        services.stop.clone(),
-    ));
-    Ok(tokio::spawn(endpoint.serve(services.stop.clone())))
+    tasks.spawn(
+        "bundle-follower",
+        follow_bundle(
+            services.datastore.clone(),
+            trust_domain.clone(),
+            services.feed.clone(),
+            bundles,
+            stop.clone(),
+        ),
+    );
+    tasks.spawn("bundle-endpoint", endpoint.serve(stop));
+    Ok(())
 }
 
 /// This trust domain's bundle (empty if the CA has not stored one, which it does before
@@ -183,7 +178,7 @@ async fn follow_bundle(
     trust_domain: TrustDomain,
     feed: Arc<ChangeFeed>,
     bundles: watch::Sender<Arc<Bundle>>,
-    mut stop: watch::Receiver<bool>,
+    stop: Shutdown,
 ) {
     let mut states = feed.subscribe();
     loop {
@@ -211,14 +206,9 @@ async fn follow_bundle(
                 return;
             },
             // Server shutdown.
-            () = stopped(&mut stop) => return,
+            () = stop.stopped() => return,
         }
     }
-}
-
-/// Resolves once `stop` turns true, or once its sender is gone.
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
 // === impl Relationships ===
@@ -241,13 +231,13 @@ impl Relationships {
 
     /// Reloads after every TrustDomain API write and every relationship change the feed
     /// reports (this server's or another's), until `stop`.
-    async fn follow(self: Arc<Self>, feed: Arc<ChangeFeed>, mut stop: watch::Receiver<bool>) {
+    async fn follow(self: Arc<Self>, feed: Arc<ChangeFeed>, stop: Shutdown) {
         let mut states = feed.subscribe();
         let mut seen = *states.borrow_and_update();
         loop {
             tokio::select! {
                 // Server shutdown.
-                () = stopped(&mut stop) => return,
+                () = stop.stopped() => return,
                 // This server's TrustDomain API committed a change.
                 () = self.changed.notified() => {}
                 // The feed caught up with writes; only relationship changes (or a reload,

@@ -5,11 +5,14 @@
 
 pub mod config;
 mod federation;
+mod health;
+mod publish;
 mod run;
 mod tls;
 mod uds;
 
 pub use config::{KeyManagerChoice, Overrides, ServerConfig};
+pub use health::server_checkers;
 pub use run::run;
 
 /// Why the server could not start or stopped with an error.
@@ -46,6 +49,9 @@ pub enum Error {
     /// A gRPC server failed.
     #[error("grpc server: {0}")]
     Serve(#[from] tonic::transport::Error),
+    /// A long-running task panicked, failed or ended early; the message names it.
+    #[error(transparent)]
+    Task(#[from] spire_task::Error),
 }
 
 /// Key manager failures surface as plugin failures.

@@ -9,9 +9,12 @@ use spire_server_ca::{CaManager, Plugins};
 use spire_server_datastore::DataStore;
 use spire_server_datastore_sql::SqlStore;
 use spire_server_plugin::keymanager::{DiskKeyManager, KeyManager, MemoryKeyManager};
-use spire_server_plugin::nodeattestor::{JoinTokenAttestor, NodeAttestors, X509PopAttestor};
+use spire_server_plugin::nodeattestor::{
+    JoinTokenAttestor, K8sPsatAttestor, NodeAttestors, X509PopAttestor,
+};
 use spire_server_plugin::upstreamauthority::{DiskUpstreamAuthority, UpstreamAuthority};
 use spire_svid::X509Svid;
+use spire_task::{Shutdown, Supervisor};
 use spire_time::{SharedClock, refresh_at};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
@@ -19,30 +22,42 @@ use tokio_rustls::TlsAcceptor;
 use tokio_stream::wrappers::{ReceiverStream, UnixListenerStream};
 use tonic::transport::Server;
 
-use crate::config::{KeyManagerChoice, ServerConfig};
+use crate::config::{KeyManagerChoice, NodeAttestorChoice, ServerConfig};
+use crate::publish::BundleOutlets;
 use crate::tls::{self, BundleVerifier, SvidResolver};
 use crate::{Error, federation, uds};
 
 /// A TLS handshake that has not finished by then is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// In-flight requests get this long after a stop signal.
+/// In-flight requests (and every task) get this long after a stop signal.
 const GRACE: Duration = Duration::from_secs(10);
 
-/// Runs the server until `stop` turns true: opens the datastore and plugins, starts the CA
-/// and its rotator, and serves the admin API on the Unix socket and the agent/admin API on
-/// the TLS port.
-pub async fn run(
+/// Runs the server until `stop`: opens the datastore and plugins, starts the CA and its
+/// rotator, and serves the admin API on the Unix socket and the agent/admin API on the TLS
+/// port. Every long-running task is supervised: the first one that panics, fails or ends
+/// early stops the server, which returns [`Error::Task`] naming it. `stop` is also
+/// triggered then.
+pub async fn run(config: ServerConfig, clock: SharedClock, stop: Shutdown) -> Result<(), Error> {
+    run_with(config, clock, stop, |_| {}).await
+}
+
+/// [`run`], with `extra` called once every task is started (tests add faulty tasks).
+async fn run_with(
     config: ServerConfig,
     clock: SharedClock,
-    stop: watch::Receiver<bool>,
+    stop: Shutdown,
+    extra: impl FnOnce(&mut Supervisor),
 ) -> Result<(), Error> {
+    // Tasks started before a start-up error are aborted when `tasks` is dropped.
+    let mut tasks = Supervisor::new(stop.clone());
+    let plugins = &config.plugins;
     let datastore: Arc<dyn DataStore> =
-        Arc::new(SqlStore::open_with_clock(&config.datastore, clock.clone()).await?);
-    let key_manager: Arc<dyn KeyManager> = match &config.key_manager {
+        Arc::new(SqlStore::open_with_clock(&plugins.datastore, clock.clone()).await?);
+    let key_manager: Arc<dyn KeyManager> = match &plugins.key_manager {
         KeyManagerChoice::Disk(path) => Arc::new(DiskKeyManager::open(path)?),
         KeyManagerChoice::Memory => Arc::new(MemoryKeyManager::new()),
     };
-    let upstream_authority = match &config.upstream_authority {
+    let upstream_authority = match &plugins.upstream_authority {
         Some(disk) => Some(Arc::new(DiskUpstreamAuthority::load(disk, clock.clone())?)
             as Arc<dyn UpstreamAuthority>),
         None => None,
@@ -59,7 +74,7 @@ pub async fn run(
         )
         .await?,
     );
-    tokio::spawn(ca_manager.clone().run(stop.clone()));
+    tasks.spawn("ca-manager", ca_manager.clone().run(stop.watch()));
 
     let (svid_chain, svid_key) = mint_server_svid(&ca_manager)?;
     let resolver = Arc::new(SvidResolver::new(svid_chain.clone(), svid_key.clone())?);
@@ -68,13 +83,16 @@ pub async fn run(
     let verifier = Arc::new(BundleVerifier::new(
         &bundle_roots(&datastore, &config).await?,
     )?);
-    tokio::spawn(rotate_server_svid(
-        ca_manager.clone(),
-        clock.clone(),
-        resolver.clone(),
-        (svid_tx, identity_tx),
-        stop.clone(),
-    ));
+    tasks.spawn(
+        "server-svid-rotator",
+        rotate_server_svid(
+            ca_manager.clone(),
+            clock.clone(),
+            resolver.clone(),
+            (svid_tx, identity_tx),
+            stop.clone(),
+        ),
+    );
     let mut context = ApiContext::new(
         config.trust_domain.clone(),
         datastore.clone(),
@@ -90,36 +108,77 @@ pub async fn run(
         .refresh()
         .await
         .map_err(|e| Error::Config(format!("loading the authorized-entry cache: {e}")))?;
-    tokio::spawn(
+    tasks.spawn(
+        "change-feed",
         context
             .entries
             .clone()
-            .run(config.cache_reload_interval, stop.clone()),
+            .run(config.cache_reload_interval, stop.watch()),
     );
-    tokio::spawn(refresh_verifier(
-        datastore.clone(),
-        config.clone(),
-        verifier.clone(),
-        context.entries.clone(),
-        stop.clone(),
-    ));
+    tasks.spawn(
+        "tls-verifier-refresher",
+        refresh_verifier(
+            datastore.clone(),
+            config.clone(),
+            verifier.clone(),
+            context.entries.clone(),
+            stop.clone(),
+        ),
+    );
     context.admin_ids = config.admin_ids.clone();
     context.default_x509_svid_ttl = config.ca.default_x509_svid_ttl;
     context.server_svid = Some(Arc::new(svid_rx) as Arc<dyn SvidSource>);
     context.node_attestors = Arc::new(node_attestors(&config, &datastore, &clock)?);
+    // The bundle's copies outside the server (k8sbundle, k8s_configmap): a notifier that
+    // cannot take the loaded bundle stops the server before it serves.
+    let outlets = BundleOutlets::build(plugins)?;
+    if !outlets.is_empty() {
+        let bundle = datastore
+            .fetch_bundle(&config.trust_domain)
+            .await
+            .map_err(|e| Error::Config(format!("reading the trust bundle: {e}")))?
+            .ok_or_else(|| Error::Config("the trust bundle is missing".into()))?;
+        outlets.loaded(&bundle).await?;
+        tasks.spawn(
+            "bundle-publisher",
+            outlets.follow(
+                datastore.clone(),
+                config.trust_domain.clone(),
+                context.entries.clone(),
+                stop.clone(),
+                bundle,
+            ),
+        );
+    }
+    // health_checks: the checks run (and log) even without the listener, as in SPIRE. A
+    // listener that cannot start is logged and the server goes on serving.
+    let checkers = crate::health::server_checkers(
+        config.socket_path.clone(),
+        &config.trust_domain,
+        datastore.clone(),
+        ca_manager.clone(),
+    );
+    let health = config.health.clone();
+    let health_stop = stop.clone();
+    tasks.spawn("health-checks", async move {
+        if let Err(error) = spire_health::serve(&health, checkers, health_stop.stopped()).await {
+            tracing::error!(%error, "Error serving health checks");
+            health_stop.stopped().await;
+        }
+    });
     context.push = !config.disable_push;
-    let started = federation::start(
+    let refresher = federation::start(
         &config,
         federation::Services {
             datastore: datastore.clone(),
             clock: clock.clone(),
             feed: context.entries.clone(),
             server_svid: identity_rx,
-            stop: stop.clone(),
         },
+        &mut tasks,
     )
     .await?;
-    context.bundle_refresher = Some(started.refresher);
+    context.bundle_refresher = Some(refresher);
 
     let uds_listener = uds::bind_admin_socket(&config.socket_path)?;
     let addr: SocketAddr = format!("{}:{}", config.bind_address, config.bind_port)
@@ -137,75 +196,61 @@ pub async fn run(
     );
 
     let (conn_tx, conn_rx) = mpsc::channel(128);
-    tokio::spawn(accept_tls(
-        tcp_listener,
-        TlsAcceptor::from(tls_config),
-        conn_tx,
-        stop.clone(),
-    ));
+    tasks.spawn(
+        "tls-acceptor",
+        accept_tls(
+            tcp_listener,
+            TlsAcceptor::from(tls_config),
+            conn_tx,
+            stop.clone(),
+        ),
+    );
+    // After a stop signal both servers refuse new calls and finish the ones in flight.
+    tasks.spawn(
+        "admin-api",
+        Server::builder()
+            .add_routes(spire_server_api::admin_routes(&context))
+            .serve_with_incoming_shutdown(UnixListenerStream::new(uds_listener), stop.stopped()),
+    );
+    tasks.spawn(
+        "tcp-api",
+        Server::builder()
+            .add_routes(spire_server_api::tcp_routes(&context))
+            .serve_with_incoming_shutdown(ReceiverStream::new(conn_rx), stop.stopped()),
+    );
+    extra(&mut tasks);
 
-    let shutdown = |mut stop: watch::Receiver<bool>| async move {
-        while !*stop.borrow() {
-            if stop.changed().await.is_err() {
-                break;
-            }
-        }
-    };
-    let admin = Server::builder()
-        .add_routes(spire_server_api::admin_routes(&context))
-        .serve_with_incoming_shutdown(
-            UnixListenerStream::new(uds_listener),
-            shutdown(stop.clone()),
-        );
-    let tcp = Server::builder()
-        .add_routes(spire_server_api::tcp_routes(&context))
-        .serve_with_incoming_shutdown(ReceiverStream::new(conn_rx), shutdown(stop.clone()));
-    let served = async { tokio::try_join!(admin, tcp) };
-    tokio::pin!(served);
-    tokio::select! {
-        // Both servers ended (only on error or after a stop).
-        result = &mut served => { result?; }
-        // A stop signal: give in-flight calls the grace period, then return.
-        _ = shutdown(stop.clone()) => {
-            if tokio::time::timeout(GRACE, &mut served).await.is_err() {
-                tracing::warn!("graceful stop timed out");
-            }
-        }
-    }
-    if let Some(endpoint) = started.endpoint {
-        // Bounded by the endpoint's own shutdown grace.
-        let _ = endpoint.await;
-    }
+    let result = tasks.run(GRACE).await;
     let _ = std::fs::remove_file(&config.socket_path);
+    result?;
     tracing::info!("Server stopped");
     Ok(())
 }
 
-/// The configured NodeAttestors that spire-rs has built in (`k8s_psat` is accepted by the
-/// configuration but not served yet).
+/// The configured NodeAttestors, each built from its resolved configuration.
 fn node_attestors(
     config: &ServerConfig,
     datastore: &Arc<dyn DataStore>,
     clock: &SharedClock,
 ) -> Result<NodeAttestors, Error> {
     let mut attestors = NodeAttestors::new();
-    if config
-        .node_attestors
-        .iter()
-        .any(|n| n == JoinTokenAttestor::NAME)
-    {
-        attestors.insert(Arc::new(JoinTokenAttestor::new(
-            config.trust_domain.clone(),
-            datastore.clone(),
-            clock.clone(),
-        )));
-    }
-    if let Some(x509pop) = &config.x509pop {
-        attestors.insert(Arc::new(X509PopAttestor::load(
-            x509pop,
-            config.trust_domain.clone(),
-            clock.clone(),
-        )?));
+    for choice in &config.plugins.node_attestors {
+        attestors.insert(match choice {
+            NodeAttestorChoice::JoinToken => Arc::new(JoinTokenAttestor::new(
+                config.trust_domain.clone(),
+                datastore.clone(),
+                clock.clone(),
+            )),
+            NodeAttestorChoice::X509Pop(x509pop) => Arc::new(X509PopAttestor::load(
+                x509pop,
+                config.trust_domain.clone(),
+                clock.clone(),
+            )?),
+            NodeAttestorChoice::K8sPsat(k8s_psat) => Arc::new(
+                K8sPsatAttestor::new(k8s_psat, config.trust_domain.clone())
+                    .map_err(|e| Error::Config(format!("NodeAttestor \"k8s_psat\": {e}")))?,
+            ),
+        });
     }
     Ok(attestors)
 }
@@ -232,7 +277,7 @@ async fn rotate_server_svid(
     clock: SharedClock,
     resolver: Arc<SvidResolver>,
     (published, identity): (watch::Sender<Vec<Vec<u8>>>, watch::Sender<Arc<X509Svid>>),
-    mut stop: watch::Receiver<bool>,
+    stop: Shutdown,
 ) {
     let mut chain = published.borrow().clone();
     loop {
@@ -251,7 +296,7 @@ async fn rotate_server_svid(
             // Half-life reached: mint a fresh SVID.
             _ = tokio::time::sleep(wait.max(Duration::from_secs(1))) => {}
             // Stopping.
-            _ = stop.changed() => return,
+            () = stop.stopped() => return,
         }
         match mint_server_svid(&ca) {
             Ok((new_chain, key)) => match resolver.set(new_chain.clone(), key.clone()) {
@@ -295,7 +340,7 @@ async fn refresh_verifier(
     config: ServerConfig,
     verifier: Arc<BundleVerifier>,
     feed: Arc<ChangeFeed>,
-    mut stop: watch::Receiver<bool>,
+    stop: Shutdown,
 ) {
     let mut states = feed.subscribe();
     let mut last = Vec::new();
@@ -317,7 +362,7 @@ async fn refresh_verifier(
                 return;
             },
             // Stopping.
-            _ = stop.changed() => return,
+            () = stop.stopped() => return,
         }
     }
 }
@@ -328,7 +373,7 @@ async fn accept_tls(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     connections: mpsc::Sender<Result<tokio_rustls::server::TlsStream<TcpStream>, std::io::Error>>,
-    mut stop: watch::Receiver<bool>,
+    stop: Shutdown,
 ) {
     loop {
         let (tcp, peer) = tokio::select! {
@@ -341,7 +386,7 @@ async fn accept_tls(
                 }
             },
             // Stopping: close the listener.
-            _ = stop.changed() => return,
+            () = stop.stopped() => return,
         };
         // gRPC writes small frames and waits for the answer: with Nagle's algorithm each
         // reply could sit behind the peer's delayed ACK (~40 ms per round trip).
@@ -361,3 +406,6 @@ async fn accept_tls(
         });
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -19,15 +19,15 @@ use spire_server_datastore::DataStore as _;
 use spire_server_datastore_sql::{SqlConfig, SqlStore};
 use spire_server_federation::{BundleClient, ClientOptions, EndpointAuth};
 use spire_svid::Bundle;
+use spire_task::Shutdown;
 use spire_time::SystemClock;
 use support::{config_text, free_port};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// A server running in `dir` with `federation` inside `server { }`, and its stop switch.
 struct Running {
-    stop: watch::Sender<bool>,
+    stop: Shutdown,
     task: JoinHandle<Result<(), spire_server_app::Error>>,
 }
 
@@ -35,11 +35,11 @@ impl Running {
     async fn start(dir: &Path, federation: &str, endpoint_port: u16) -> Self {
         let text = config_text(dir, free_port(), federation);
         let config = ServerConfig::from_text(&text, &Overrides::default()).unwrap();
-        let (stop, stop_rx) = watch::channel(false);
+        let stop = Shutdown::new();
         let task = tokio::spawn(spire_server_app::run(
             config,
             Arc::new(SystemClock),
-            stop_rx,
+            stop.clone(),
         ));
         // Ready when the bundle endpoint accepts.
         tokio::time::timeout(Duration::from_secs(60), async {
@@ -57,7 +57,7 @@ impl Running {
     }
 
     async fn stop(self) {
-        self.stop.send(true).unwrap();
+        self.stop.trigger();
         self.task.await.unwrap().unwrap();
     }
 }
@@ -215,8 +215,7 @@ async fn a_missing_serving_certificate_fails_the_start() {
     );
     let text = config_text(dir.path(), free_port(), &federation);
     let config = ServerConfig::from_text(&text, &Overrides::default()).unwrap();
-    let (_stop, stop_rx) = watch::channel(false);
-    let error = spire_server_app::run(config, Arc::new(SystemClock), stop_rx)
+    let error = spire_server_app::run(config, Arc::new(SystemClock), Shutdown::new())
         .await
         .unwrap_err()
         .to_string();

@@ -14,10 +14,10 @@ use spire_proto::spire::api::server::entry::v1::entry_client::EntryClient;
 use spire_proto::spire::api::server::svid::v1::MintX509svidRequest;
 use spire_proto::spire::api::server::svid::v1::svid_client::SvidClient;
 use spire_server_app::{Overrides, ServerConfig};
+use spire_task::Shutdown;
 use spire_time::SystemClock;
 use support::{CaptureServerCert, client_builder, config_text, free_port};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
 use tonic::transport::{Channel, Endpoint};
 
 /// A gRPC channel over TLS to `port`, presenting `identity` (chain, PKCS#8 key) if given.
@@ -74,11 +74,11 @@ async fn tls_callers_are_authorized_by_their_verified_svid() {
     )
     .unwrap();
     let socket = config.socket_path.clone();
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop = Shutdown::new();
     let server = tokio::spawn(spire_server_app::run(
         config,
         Arc::new(SystemClock),
-        stop_rx,
+        stop.clone(),
     ));
 
     // The admin socket: a local caller mints an SVID for the configured admin ID.
@@ -155,6 +155,6 @@ async fn tls_callers_are_authorized_by_their_verified_svid() {
     };
     assert!(refused, "a self-signed client certificate must be refused");
 
-    stop_tx.send(true).unwrap();
+    stop.trigger();
     server.await.unwrap().unwrap();
 }

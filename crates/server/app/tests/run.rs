@@ -10,10 +10,10 @@ use std::sync::Arc;
 
 use rustls::pki_types::ServerName;
 use spire_server_app::{Overrides, ServerConfig};
+use spire_task::Shutdown;
 use spire_time::SystemClock;
 use support::{CaptureServerCert, client_builder, config_text, free_port};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
 
 #[tokio::test]
 async fn serves_the_admin_socket_and_the_server_svid_then_stops() {
@@ -22,11 +22,11 @@ async fn serves_the_admin_socket_and_the_server_svid_then_stops() {
     let config =
         ServerConfig::from_text(&config_text(dir.path(), port, ""), &Overrides::default()).unwrap();
     let socket = config.socket_path.clone();
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop = Shutdown::new();
     let server = tokio::spawn(spire_server_app::run(
         config,
         Arc::new(SystemClock),
-        stop_rx,
+        stop.clone(),
     ));
 
     // Ready when the TLS port accepts.
@@ -58,7 +58,7 @@ async fn serves_the_admin_socket_and_the_server_svid_then_stops() {
         r#"[URI("spiffe://example.org/spire/server")]"#
     );
 
-    stop_tx.send(true).unwrap();
+    stop.trigger();
     server.await.unwrap().unwrap();
     assert!(!socket.exists(), "the socket is removed on a clean stop");
 }
@@ -74,10 +74,13 @@ fn spire_stock_server_configs_resolve() {
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(config.trust_domain.name(), "example.org");
         assert!(
-            config.upstream_authority.is_some(),
+            config.plugins.upstream_authority.is_some(),
             "{name}: UpstreamAuthority disk"
         );
-        assert_eq!(config.node_attestors, ["join_token"]);
+        assert_eq!(
+            config.plugins.node_attestors,
+            [spire_server_app::config::NodeAttestorChoice::JoinToken]
+        );
     }
 }
 
@@ -99,11 +102,22 @@ fn flags_override_the_file_and_unknown_plugins_are_refused() {
     assert_eq!(config.bind_port, 9000);
     assert_eq!(config.socket_path, Path::new("/tmp/x.sock"));
 
-    let text = text.replace("KeyManager \"disk\"", "KeyManager \"aws_kms\"");
-    let err = ServerConfig::from_text(&text, &Overrides::default())
+    let kms = text.replace("KeyManager \"disk\"", "KeyManager \"aws_kms\"");
+    let err = ServerConfig::from_text(&kms, &Overrides::default())
         .unwrap_err()
         .to_string();
-    assert!(err.contains("aws_kms"), "{err}");
+    assert_eq!(
+        err,
+        "no built-in plugin \"aws_kms\" for type \"KeyManager\""
+    );
+    let none = text.replace("NodeAttestor \"join_token\"", "Notifier \"k8sbundle\"");
+    let err = ServerConfig::from_text(&none, &Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "plugin type \"NodeAttestor\" constraint not satisfied: expected at least 1 but got 0"
+    );
 
     let err = ServerConfig::from_text(
         "server {\n trust_domain = \"Example.org\"\n}\n",
@@ -171,4 +185,47 @@ fn jwt_settings_reach_the_ca_config() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("ed25519"), "{err}");
+}
+
+/// Both Istio quickstarts' `server.conf` (today's and the 2022 one the Istio guide was
+/// written against) resolve unchanged, with their k8s_psat cluster and k8sbundle notifier.
+#[test]
+fn istio_quickstart_server_confs_resolve_unchanged() {
+    use spire_server_app::config::{NodeAttestorChoice, NotifierChoice};
+    for (dir, config_map) in [
+        ("istio-samples", "spire-bundle"),
+        ("istio-1.14-samples", "trust-bundle"),
+    ] {
+        let Some(dir) = spire_test::shared_testdata(dir) else {
+            return;
+        };
+        let manifest = std::fs::read_to_string(dir.join("spire-quickstart.yaml")).unwrap();
+        let text = spire_test::manifest_block(&manifest, "server.conf").unwrap();
+        let config = ServerConfig::from_text(&text, &Overrides::default())
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        let NodeAttestorChoice::K8sPsat(psat) = &config.plugins.node_attestors[0] else {
+            panic!("k8s_psat expected");
+        };
+        let cluster = &psat.clusters["demo-cluster"];
+        assert!(
+            cluster
+                .service_account_allow_list
+                .contains("spire:spire-agent")
+        );
+        assert_eq!(cluster.audience, ["spire-server"]);
+        let NotifierChoice::K8sBundle(notifier) = &config.plugins.notifiers[0];
+        assert_eq!(notifier.clusters[0].namespace, "spire");
+        assert_eq!(notifier.clusters[0].config_map, config_map);
+        assert!(config.health.listener_enabled);
+    }
+    // The 2022 server.conf's `default_svid_ttl = "1h"` is the deprecated X.509 SVID TTL.
+    if let Some(dir) = spire_test::shared_testdata("istio-1.14-samples") {
+        let manifest = std::fs::read_to_string(dir.join("spire-quickstart.yaml")).unwrap();
+        let text = spire_test::manifest_block(&manifest, "server.conf").unwrap();
+        let config = ServerConfig::from_text(&text, &Overrides::default()).unwrap();
+        assert_eq!(
+            config.ca.default_x509_svid_ttl,
+            std::time::Duration::from_secs(3600)
+        );
+    }
 }

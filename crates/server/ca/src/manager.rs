@@ -1,4 +1,5 @@
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
@@ -61,6 +62,8 @@ pub struct CaManager {
     state: Mutex<State>,
     /// Told after every bundle write the CA makes (see [`CaManager::on_bundle_change`]).
     bundle_listener: OnceLock<BundleListener>,
+    /// Rotation ticks of [`CaManager::run`] that failed in a row (health checks).
+    failed_rotations: AtomicU64,
 }
 
 /// A callback run after the CA changed the trust bundle.
@@ -155,6 +158,7 @@ impl CaManager {
             datastore,
             state: Mutex::new(State::default()),
             bundle_listener: OnceLock::new(),
+            failed_rotations: AtomicU64::new(0),
         };
         {
             let mut state = manager.state.lock().await;
@@ -225,6 +229,11 @@ impl CaManager {
         }
     }
 
+    /// How many rotation ticks of [`Self::run`] in a row have failed (0 after a success).
+    pub fn consecutive_rotation_failures(&self) -> u64 {
+        self.failed_rotations.load(Ordering::Relaxed)
+    }
+
     /// Runs [`Self::rotate`] every [`ROTATE_INTERVAL`] until `stop` turns true. Failures are
     /// logged and retried at the next tick; the active authority keeps signing meanwhile.
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
@@ -233,11 +242,13 @@ impl CaManager {
         loop {
             tokio::select! {
                 // A tick: look at the clock.
-                _ = ticks.tick() => {
-                    if let Err(error) = self.rotate().await {
+                _ = ticks.tick() => match self.rotate().await {
+                    Ok(()) => self.failed_rotations.store(0, Ordering::Relaxed),
+                    Err(error) => {
+                        self.failed_rotations.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(%error, "CA rotation failed; retrying at the next tick");
                     }
-                }
+                },
                 // Shutdown requested (or the sender is gone).
                 changed = stop.changed() => {
                     if changed.is_err() || *stop.borrow() {

@@ -15,6 +15,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use rustls::ServerConfig;
 use spire_svid::Bundle;
+use spire_task::Shutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
@@ -93,7 +94,7 @@ struct Connection {
     http: Arc<auto::Builder<TokioExecutor>>,
     document: watch::Receiver<Bytes>,
     limits: EndpointLimits,
-    shutdown: watch::Receiver<bool>,
+    shutdown: Shutdown,
 }
 
 // === impl EndpointConfig ===
@@ -181,19 +182,20 @@ impl BundleEndpoint {
         self.local_addr
     }
 
-    /// Serves until `stop` turns true, then stops accepting, asks open connections to
-    /// close and waits up to `shutdown_grace` for them.
-    pub async fn serve(mut self, mut stop: watch::Receiver<bool>) {
+    /// Serves until `stop`, then stops accepting, asks open connections to close and waits
+    /// up to `shutdown_grace` for them.
+    pub async fn serve(mut self, stop: Shutdown) {
         let rendered = document::render(&self.bundles.borrow_and_update(), self.refresh_hint_secs);
         let (document, _) = watch::channel(rendered);
-        let (shutdown, _) = watch::channel(false);
+        // The connections' own signal: triggered only once the listener is closed.
+        let shutdown = Shutdown::new();
         let permits = Arc::new(Semaphore::new(self.limits.max_connections));
         let shared = Arc::new(Connection {
             tls: self.tls.clone(),
             http: self.http.clone(),
             document: document.subscribe(),
             limits: self.limits.clone(),
-            shutdown: shutdown.subscribe(),
+            shutdown: shutdown.clone(),
         });
         let mut bundle_feed_open = true;
         tracing::info!(address = %self.local_addr, "Serving bundle endpoint");
@@ -201,7 +203,7 @@ impl BundleEndpoint {
             tokio::select! {
                 biased;
                 // Server shutdown.
-                () = crate::stopped(&mut stop) => break,
+                () = stop.stopped() => break,
                 // A new local bundle: render it once for every later request.
                 changed = self.bundles.changed(), if bundle_feed_open => match changed {
                     Ok(()) => {
@@ -229,7 +231,7 @@ impl BundleEndpoint {
             }
         }
         drop(self.listener);
-        shutdown.send_replace(true);
+        shutdown.trigger();
         let all = u32::try_from(self.limits.max_connections).unwrap_or(u32::MAX);
         let drained = tokio::time::timeout(
             self.limits.shutdown_grace + Duration::from_millis(100),
@@ -295,12 +297,11 @@ impl Connection {
     /// server stops.
     async fn serve(&self, tcp: TcpStream, peer: SocketAddr) {
         let _ = tcp.set_nodelay(true);
-        let mut shutdown = self.shutdown.clone();
         let handshake =
             tokio::time::timeout(self.limits.tls_handshake_timeout, self.tls.accept(tcp));
         let tls = tokio::select! {
             // Server shutdown during the handshake.
-            () = crate::stopped(&mut shutdown) => return,
+            () = self.shutdown.stopped() => return,
             // Handshake finished, failed or timed out.
             result = handshake => match result {
                 Ok(Ok(tls)) => tls,
@@ -334,7 +335,7 @@ impl Connection {
             // Old enough: ask the client to reconnect.
             () = &mut max_age => {}
             // Server shutdown.
-            () = crate::stopped(&mut shutdown) => {}
+            () = self.shutdown.stopped() => {}
         }
         connection.as_mut().graceful_shutdown();
         if tokio::time::timeout(self.limits.shutdown_grace, connection)

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use spire_id::{SpiffeId, TrustDomain};
 use spire_svid::BundleError;
-use tokio::sync::watch;
 
 mod client;
 mod endpoint;
@@ -147,10 +146,4 @@ pub enum Error {
     /// The refresher is no longer running.
     #[error("the bundle refresher has stopped")]
     Stopped,
-}
-
-/// Resolves once `stop` turns true, or once its sender is gone.
-pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
-    // The guard `wait_for` returns is dropped here, never held across an await.
-    let _ = stop.wait_for(|stopped| *stopped).await;
 }

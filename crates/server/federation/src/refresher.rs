@@ -13,9 +13,10 @@ use std::time::{Duration, SystemTime};
 use spire_id::TrustDomain;
 use spire_server_datastore::{BundleEndpointProfile, DataStore, FederationRelationship};
 use spire_svid::Bundle;
+use spire_task::Shutdown;
 use spire_time::SharedClock;
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::JoinHandle;
+use tokio::task::{AbortHandle, JoinSet};
 
 use crate::Error;
 use crate::client::{BundleClient, EndpointAuth};
@@ -71,6 +72,8 @@ pub struct Refresher {
     relationships: watch::Receiver<Vec<FederationRelationship>>,
     requests: mpsc::Receiver<Request>,
     managed: HashMap<TrustDomain, Managed>,
+    /// The per-relationship tasks; dropping the refresher aborts them.
+    updaters: JoinSet<()>,
 }
 
 /// A handle to a running [`Refresher`]. Cheap to clone.
@@ -106,7 +109,7 @@ struct Endpoint {
 struct Managed {
     endpoint: watch::Sender<Endpoint>,
     requests: mpsc::UnboundedSender<oneshot::Sender<Result<RefreshOutcome, Error>>>,
-    task: JoinHandle<()>,
+    task: AbortHandle,
 }
 
 /// One relationship's polling loop.
@@ -136,6 +139,7 @@ impl Refresher {
             relationships,
             requests,
             managed: HashMap::new(),
+            updaters: JoinSet::new(),
         };
         let handle = RefresherHandle {
             requests: requests_tx,
@@ -144,8 +148,9 @@ impl Refresher {
         (refresher, handle)
     }
 
-    /// Manages the relationships until `stop` turns true, then stops every task.
-    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+    /// Manages the relationships until `stop`, then stops every task. A per-relationship
+    /// task that panics makes this one panic too, so that its supervisor sees it.
+    pub async fn run(mut self, stop: Shutdown) {
         self.reconcile();
         let mut relationships_open = true;
         let mut requests_open = true;
@@ -153,7 +158,7 @@ impl Refresher {
             tokio::select! {
                 biased;
                 // Server shutdown.
-                () = crate::stopped(&mut stop) => break,
+                () = stop.stopped() => break,
                 // Relationships added, changed or removed (first, so a refresh request sent
                 // right after publishing a new relationship finds it).
                 changed = self.relationships.changed(), if relationships_open => match changed {
@@ -166,6 +171,14 @@ impl Refresher {
                     Some(request) => self.forward(request),
                     None => requests_open = false,
                 },
+                // A per-relationship task ended: removed (aborted) or panicked.
+                Some(joined) = self.updaters.join_next() => {
+                    if let Err(error) = joined
+                        && error.is_panic()
+                    {
+                        std::panic::resume_unwind(error.into_panic());
+                    }
+                }
             }
         }
         self.stop_all();
@@ -221,7 +234,7 @@ impl Refresher {
         }
     }
 
-    fn start(&self, trust_domain: TrustDomain, endpoint: Endpoint) -> Managed {
+    fn start(&mut self, trust_domain: TrustDomain, endpoint: Endpoint) -> Managed {
         tracing::info!(%trust_domain, bundle_endpoint_url = %endpoint.url, "Trust domain is now managed");
         self.shared.status.send_modify(|status| {
             status.insert(
@@ -249,7 +262,7 @@ impl Refresher {
         Managed {
             endpoint: endpoint_tx,
             requests: requests_tx,
-            task: tokio::spawn(updater.run()),
+            task: self.updaters.spawn(updater.run()),
         }
     }
 
@@ -270,14 +283,6 @@ impl Refresher {
             managed.task.abort();
         }
         self.shared.status.send_replace(BTreeMap::new());
-    }
-}
-
-impl Drop for Refresher {
-    fn drop(&mut self) {
-        for managed in self.managed.values() {
-            managed.task.abort();
-        }
     }
 }
 
@@ -462,3 +467,6 @@ fn same_content(stored: &Bundle, fetched: &Bundle) -> bool {
             .zip(&fetched.jwt_authorities)
             .all(|(a, b)| a.key_id == b.key_id && a.public_key == b.public_key)
 }
+
+#[cfg(test)]
+mod tests;

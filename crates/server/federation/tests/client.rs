@@ -24,22 +24,24 @@ use spire_server_federation::{
     ServingCertFile, ServingIdentity,
 };
 use spire_svid::{Bundle, BundleError};
+use spire_task::Shutdown;
 use spire_time::ManualClock;
 use tokio::sync::watch;
 
 use support::{Ca, WebCert, authorities, bundle, id, td};
 
-/// Starts the real endpoint serving `served`; the returned sender keeps it alive.
-async fn endpoint(identity: ServingIdentity, served: Bundle) -> (SocketAddr, watch::Sender<bool>) {
+/// Starts the real endpoint serving `served`; triggering the returned signal stops it.
+async fn endpoint(identity: ServingIdentity, served: Bundle) -> (SocketAddr, Shutdown) {
     let (bundles, bundles_rx) = watch::channel(Arc::new(served));
     let config = EndpointConfig::new("127.0.0.1:0".parse().unwrap());
     let endpoint = BundleEndpoint::bind(config, identity, bundles_rx)
         .await
         .unwrap();
     let addr = endpoint.local_addr();
-    let (stop, stop_rx) = watch::channel(false);
+    let stop = Shutdown::new();
+    let serving = stop.clone();
     tokio::spawn(async move {
-        endpoint.serve(stop_rx).await;
+        endpoint.serve(serving).await;
         drop(bundles);
     });
     (addr, stop)

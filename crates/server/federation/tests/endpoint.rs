@@ -10,6 +10,7 @@ use std::time::Duration;
 use http::{Method, StatusCode};
 use spire_server_federation::{BundleEndpoint, EndpointConfig, ServingCertFile, ServingIdentity};
 use spire_svid::{Bundle, X509Svid};
+use spire_task::Shutdown;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -21,7 +22,7 @@ const PATIENCE: Duration = Duration::from_secs(30);
 struct Running {
     addr: std::net::SocketAddr,
     bundles: watch::Sender<Arc<Bundle>>,
-    stop: watch::Sender<bool>,
+    stop: Shutdown,
     task: JoinHandle<()>,
 }
 
@@ -32,8 +33,8 @@ async fn start(identity: ServingIdentity, initial: Bundle) -> Running {
         .await
         .unwrap();
     let addr = endpoint.local_addr();
-    let (stop, stop_rx) = watch::channel(false);
-    let task = tokio::spawn(endpoint.serve(stop_rx));
+    let stop = Shutdown::new();
+    let task = tokio::spawn(endpoint.serve(stop.clone()));
     Running {
         addr,
         bundles,
@@ -139,8 +140,8 @@ async fn serving_cert_files_are_reloaded_when_they_change() {
     let files = ServingCertFile::load(&cert_path, &key_path, Duration::from_millis(10)).unwrap();
     let mut reloads = files.subscribe();
     let identity = files.identity();
-    let (stop_files, stop_files_rx) = watch::channel(false);
-    let reloader = tokio::spawn(files.run(stop_files_rx));
+    let stop_files = Shutdown::new();
+    let reloader = tokio::spawn(files.run(stop_files.clone()));
     let ca = Ca::new(Some("example.org"));
     let running = start(identity, bundle("example.org", &[&ca])).await;
 
@@ -160,7 +161,7 @@ async fn serving_cert_files_are_reloaded_when_they_change() {
     let reply = request(running.addr, Method::GET, "/", true).await;
     assert_eq!(reply.leaf, second.leaf_der);
 
-    stop_files.send_replace(true);
+    stop_files.trigger();
     tokio::time::timeout(PATIENCE, reloader)
         .await
         .unwrap()
@@ -192,7 +193,7 @@ async fn stop_ends_serving_and_closes_the_listener() {
     // An idle keep-alive connection must not hold the stop up.
     let idle = tokio::net::TcpStream::connect(running.addr).await.unwrap();
 
-    running.stop.send_replace(true);
+    running.stop.trigger();
     tokio::time::timeout(PATIENCE, running.task)
         .await
         .unwrap()

@@ -12,6 +12,7 @@ use std::time::Duration;
 use http::{Method, StatusCode};
 use rustls_pki_types::ServerName;
 use spire_server_federation::{BundleEndpoint, EndpointConfig, ServingIdentity};
+use spire_task::Shutdown;
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -101,8 +102,8 @@ async fn floods_leave_memory_bounded() {
         .await
         .unwrap();
     let addr = endpoint.local_addr();
-    let (stop, stop_rx) = watch::channel(false);
-    let server = tokio::spawn(endpoint.serve(stop_rx));
+    let stop = Shutdown::new();
+    let server = tokio::spawn(endpoint.serve(stop.clone()));
 
     // Warm up allocators and lazily built state on both sides.
     for h2 in [false, true, false, true] {
@@ -151,7 +152,7 @@ async fn floods_leave_memory_bounded() {
         request(addr, Method::GET, "/", true).await.status,
         StatusCode::OK
     );
-    stop.send_replace(true);
+    stop.trigger();
     tokio::time::timeout(Duration::from_secs(30), server)
         .await
         .unwrap()

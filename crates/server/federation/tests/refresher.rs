@@ -16,6 +16,7 @@ use spire_server_federation::{
     Refresher, RefresherConfig, RefresherHandle, ServingIdentity,
 };
 use spire_svid::Bundle;
+use spire_task::Shutdown;
 use spire_time::ManualClock;
 use tokio::sync::watch;
 
@@ -32,7 +33,7 @@ struct World {
     relationship: FederationRelationship,
     handle: RefresherHandle,
     status: watch::Receiver<BTreeMap<TrustDomain, RefreshStatus>>,
-    _stop: watch::Sender<bool>,
+    _stop: Shutdown,
     _dir: tempfile::TempDir,
     _frozen: FrozenTime,
 }
@@ -64,8 +65,8 @@ async fn world(bootstrap: bool) -> World {
         .await
         .unwrap();
     let url = format!("https://127.0.0.1:{}", endpoint.local_addr().port());
-    let (stop, stop_rx) = watch::channel(false);
-    tokio::spawn(endpoint.serve(stop_rx.clone()));
+    let stop = Shutdown::new();
+    tokio::spawn(endpoint.serve(stop.clone()));
 
     let relationship = FederationRelationship {
         trust_domain: td(REMOTE),
@@ -83,7 +84,7 @@ async fn world(bootstrap: bool) -> World {
         client: BundleClient::new(clock, ClientOptions::default()),
     };
     let (refresher, handle) = Refresher::new(config, relationships_rx);
-    tokio::spawn(refresher.run(stop_rx));
+    tokio::spawn(refresher.run(stop.clone()));
     World {
         ds,
         ca,

@@ -1,14 +1,21 @@
-//! Server plugin traits (KeyManager, UpstreamAuthority, NodeAttestor) and their built-ins.
+//! Server plugin traits (KeyManager, UpstreamAuthority, NodeAttestor, Notifier,
+//! BundlePublisher) and their built-ins.
 //!
 //! Each plugin type is a trait in its own module; the built-ins live in submodules named as in
 //! SPIRE's configuration (`KeyManager "disk"`, `KeyManager "memory"`, `UpstreamAuthority "disk"`,
-//! `NodeAttestor "join_token"`, `NodeAttestor "x509pop"`).
+//! `NodeAttestor "join_token"`, `NodeAttestor "x509pop"`, `NodeAttestor "k8s_psat"`,
+//! `Notifier "k8sbundle"`, `BundlePublisher "k8s_configmap"`).
 #![forbid(unsafe_code)]
 
+pub mod bundlepublisher;
 pub mod keymanager;
 pub mod nodeattestor;
+pub mod notifier;
 pub mod upstreamauthority;
 pub mod x509;
+
+#[cfg(test)]
+mod test_bundle;
 
 /// A plugin failure.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +47,15 @@ pub enum Error {
     /// A request to the plugin was malformed (e.g. a bad CSR).
     #[error("{0}")]
     InvalidRequest(String),
+    /// A call to a Kubernetes API failed.
+    #[error("{context}: {source}")]
+    Kubernetes {
+        /// What was being done.
+        context: String,
+        /// The client's error.
+        #[source]
+        source: spire_k8s::Error,
+    },
     /// Node attestation failed; `message` is what the agent is told.
     #[error("{message}")]
     Attestation {

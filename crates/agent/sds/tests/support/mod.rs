@@ -13,7 +13,7 @@ use spire_agent_sds::{SdsConfig, SdsService};
 use spire_agent_workload::{Endpoint, EndpointConfig, UnixAttestor, UnixConfig, WorkloadAttestor};
 use spire_id::TrustDomain;
 use spire_svid::Bundle;
-use tokio::sync::watch;
+use spire_task::Shutdown;
 use tonic::transport::Channel;
 
 mod envoy_client;
@@ -42,7 +42,7 @@ pub fn add_federated(cache: &Cache, own: &TestCa, federated: &TestCa) {
 pub struct Served {
     pub socket: PathBuf,
     _dir: tempfile::TempDir,
-    stop: watch::Sender<bool>,
+    stop: Shutdown,
 }
 
 impl Served {
@@ -59,14 +59,15 @@ impl Served {
 
 impl Drop for Served {
     fn drop(&mut self) {
-        self.stop.send_replace(true);
+        self.stop.trigger();
     }
 }
 
 pub fn serve(cache: &Cache, config: SdsConfig) -> Served {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("workload-spiffe-uds/socket");
-    let (stop, stopped) = watch::channel(false);
+    let stop = Shutdown::new();
+    let stopped = stop.clone();
     let attestors: Vec<Arc<dyn WorkloadAttestor>> =
         vec![Arc::new(UnixAttestor::new(UnixConfig::default()))];
     let sds = SdsService::new(cache.clone(), attestors.clone(), config, stopped.clone());

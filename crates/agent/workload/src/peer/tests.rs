@@ -34,7 +34,7 @@ impl WorkloadAttestor for Gate {
         "gate"
     }
 
-    async fn attest(&self, _pid: i32) -> Result<Vec<Selector>> {
+    async fn attest(&self, _pid: i32) -> spire_agent_plugin::Result<Vec<Selector>> {
         self.entered.notify_one();
         self.release.notified().await;
         Ok(vec![Selector::new("gate", "passed").unwrap()])
@@ -127,11 +127,11 @@ impl WorkloadAttestor for Broken {
         "broken"
     }
 
-    async fn attest(&self, _pid: i32) -> Result<Vec<Selector>> {
-        Err(Error::Attestor {
-            attestor: "broken".into(),
-            message: "always".into(),
-        })
+    async fn attest(&self, _pid: i32) -> spire_agent_plugin::Result<Vec<Selector>> {
+        Err(spire_agent_plugin::Error::status(
+            spire_agent_plugin::Code::Internal,
+            "always",
+        ))
     }
 }
 

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use spire_agent_cache::{Cache, JwtSvidSource};
 use spire_agent_workload::{Endpoint, EndpointConfig, UnixAttestor, UnixConfig, WorkloadAttestor};
+use spire_task::Shutdown;
 use spire_time::SharedClock;
-use tokio::sync::watch;
 
 mod fixtures;
 mod jwt;
@@ -21,7 +21,16 @@ pub struct Served {
     pub socket: PathBuf,
     pub task: tokio::task::JoinHandle<()>,
     _dir: tempfile::TempDir,
-    stop: watch::Sender<bool>,
+    stop: StopOnDrop,
+}
+
+/// Triggers the endpoint's stop signal when dropped.
+struct StopOnDrop(Shutdown);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.trigger();
+    }
 }
 
 impl Served {
@@ -31,7 +40,7 @@ impl Served {
 
     /// Asks the endpoint to stop (as the agent does on SIGTERM).
     pub fn stop(&self) {
-        self.stop.send_replace(true);
+        self.stop.0.trigger();
     }
 }
 
@@ -75,7 +84,8 @@ fn serve_endpoint(
     if let Some((source, clock)) = jwt {
         endpoint = endpoint.with_jwt(source, clock);
     }
-    let (stop, stopped) = watch::channel(false);
+    let stop = Shutdown::new();
+    let stopped = stop.clone();
     let attestors: Vec<Arc<dyn WorkloadAttestor>> =
         vec![Arc::new(UnixAttestor::new(UnixConfig::default()))];
     let cache = cache.clone();
@@ -85,6 +95,6 @@ fn serve_endpoint(
         socket,
         task,
         _dir: dir,
-        stop,
+        stop: StopOnDrop(stop),
     }
 }

@@ -77,8 +77,8 @@ async fn relationships_follow_the_api_and_the_change_feed() {
     });
     relationships.reload().await.unwrap();
     assert_eq!(urls(&published.borrow_and_update()), ["https://static-b"]);
-    let (stop, stop_rx) = watch::channel(false);
-    let follower = tokio::spawn(relationships.clone().follow(feed.clone(), stop_rx));
+    let stop = Shutdown::new();
+    let follower = tokio::spawn(relationships.clone().follow(feed.clone(), stop.clone()));
     // Written by another server on the same database: the feed's catch-up tells.
     store
         .create_federation_relationship(relationship("a.test", "https://dynamic-a"))
@@ -109,6 +109,6 @@ async fn relationships_follow_the_api_and_the_change_feed() {
     relationships.reload().await.unwrap();
     assert!(!published.has_changed().unwrap());
 
-    stop.send_replace(true);
+    stop.trigger();
     follower.await.unwrap();
 }

@@ -12,6 +12,7 @@ use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use spire_svid::X509Svid;
+use spire_task::Shutdown;
 use tokio::sync::watch;
 
 use crate::Error;
@@ -85,8 +86,8 @@ impl ServingCertFile {
         ServingIdentity::Certificate(self.subscribe())
     }
 
-    /// Checks the files every `file_sync_interval` until `stop` turns true.
-    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+    /// Checks the files every `file_sync_interval` until `stop`.
+    pub async fn run(mut self, stop: Shutdown) {
         let mut ticks =
             tokio::time::interval(self.file_sync_interval.max(Duration::from_millis(1)));
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -95,7 +96,7 @@ impl ServingCertFile {
         loop {
             tokio::select! {
                 // Server shutdown.
-                () = crate::stopped(&mut stop) => return,
+                () = stop.stopped() => return,
                 // Time to look at the files again.
                 _ = ticks.tick() => self.sync().await,
             }

@@ -1,11 +1,13 @@
 //! NodeAttestor: proves an agent's identity from evidence it sends in `AttestAgent`, possibly
 //! after a challenge, and names the agent (`spiffe://<td>/spire/agent/<plugin>/…`).
 //!
-//! Built-ins: [`JoinTokenAttestor`] (`NodeAttestor "join_token"`) and [`X509PopAttestor`]
-//! (`NodeAttestor "x509pop"`). The API looks attestors up by name in [`NodeAttestors`] and
-//! runs them with the `AttestAgent` stream as the [`Challenger`].
+//! Built-ins: [`JoinTokenAttestor`] (`NodeAttestor "join_token"`), [`X509PopAttestor`]
+//! (`NodeAttestor "x509pop"`) and [`K8sPsatAttestor`] (`NodeAttestor "k8s_psat"`). The API
+//! looks attestors up by name in [`NodeAttestors`] and runs them with the `AttestAgent` stream
+//! as the [`Challenger`].
 
 mod join_token;
+mod k8s_psat;
 mod x509pop;
 
 use std::collections::BTreeMap;
@@ -16,6 +18,7 @@ use async_trait::async_trait;
 use spire_id::{Selector, SpiffeId};
 
 pub use join_token::JoinTokenAttestor;
+pub use k8s_psat::{K8sPsatAttestor, K8sPsatCluster, K8sPsatConfig};
 pub use x509pop::{X509PopAttestor, X509PopConfig};
 
 use crate::{Error, Result};

@@ -24,6 +24,9 @@ plugins {{
     KeyManager "memory" {{
         plugin_data {{}}
     }}
+    NodeAttestor "join_token" {{
+        plugin_data {{}}
+    }}
 }}
 "#
     );
@@ -137,7 +140,8 @@ fn json_form_resolves() {
         }],
         "plugins": [{
             "DataStore": [{"sql": [{"plugin_data": [{"database_type": "sqlite3", "connection_string": "/tmp/x"}]}]}],
-            "KeyManager": [{"memory": [{"plugin_data": [{}]}]}]
+            "KeyManager": [{"memory": [{"plugin_data": [{}]}]}],
+            "NodeAttestor": [{"join_token": [{"plugin_data": [{}]}]}]
         }]
     }"#;
     let config = ServerConfig::from_text(text, &Overrides::default()).unwrap();
