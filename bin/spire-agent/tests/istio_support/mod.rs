@@ -1,7 +1,8 @@
-//! Process-level harness for `sds_istio.rs`: the real `spire-server` and `spire-agent` in a
-//! private temporary directory with the stock configs (free port, private sockets), the CLIs,
-//! bounded waits, and certificate checks. Every process is killed when the [`Cluster`] drops,
-//! on every path (a failed assertion included); its logs are printed when the test failed.
+//! Process-level harness for `sds_istio.rs` (and the pieces `k8s_seed.rs` shares): the real
+//! `spire-server` and `spire-agent` in a private temporary directory with the stock configs
+//! (free port, private sockets), the CLIs, bounded waits, and certificate checks. Every
+//! process is killed when its [`Processes`] drops, on every path (a failed assertion
+//! included); its logs are printed when the test failed.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::fs;
@@ -16,7 +17,8 @@ use rustls_pki_types::{CertificateDer, TrustAnchor, UnixTime};
 use spire_time::{Clock as _, SystemClock};
 use tonic::transport::Channel;
 
-const AGENT_BIN: &str = env!("CARGO_BIN_EXE_spire-agent");
+/// The `spire-agent` binary under test.
+pub const AGENT_BIN: &str = env!("CARGO_BIN_EXE_spire-agent");
 /// The agent's SPIFFE ID (its join token's).
 pub const PARENT: &str = "spiffe://example.org/myagent";
 /// The seed's federation `sds` block.
@@ -49,6 +51,12 @@ pub fn prerequisites() -> Option<PathBuf> {
         spire_test::skip("openssl is not installed");
         return None;
     }
+    require_server_bin();
+    Some(conf)
+}
+
+/// `spire-server` next to `spire-agent`; fails with how to build it when it is missing.
+pub fn require_server_bin() -> PathBuf {
     let server = server_bin();
     assert!(
         server.is_file(),
@@ -56,7 +64,7 @@ pub fn prerequisites() -> Option<PathBuf> {
          with `cargo test -p spire-agent` run `cargo build -p spire-server` first",
         server.display()
     );
-    Some(conf)
+    server
 }
 
 /// The effective uid of this process (what the unix attestor reports).
@@ -71,7 +79,7 @@ pub fn my_uid() -> String {
 
 /// A TCP port nobody listens on now: random below the kernel's ephemeral range (so no
 /// outgoing connection takes it before the server binds it), probed by binding it.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     use std::hash::{BuildHasher as _, RandomState};
     let low: u16 = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
@@ -157,29 +165,90 @@ pub fn assert_chain_verifies(chain_pem: &str, roots_pem: &str, spiffe_id: &str) 
         )
         .unwrap_or_else(|e| panic!("chain does not verify against the delivered roots: {e}"));
     }
-    let (_, cert) = x509_parser::parse_x509_certificate(&chain[0]).unwrap();
-    let uris: Vec<String> = cert
-        .subject_alternative_name()
-        .unwrap()
-        .unwrap()
-        .value
-        .general_names
-        .iter()
-        .filter_map(|n| match n {
-            x509_parser::extensions::GeneralName::URI(uri) => Some((*uri).to_owned()),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(uris, [spiffe_id]);
+    assert_eq!(sans(&chain[0]).uris, [spiffe_id]);
+}
+
+/// The subject alternative names of a certificate, in order.
+#[derive(Debug, Default)]
+pub struct Sans {
+    /// URI names.
+    pub uris: Vec<String>,
+    /// DNS names.
+    pub dns: Vec<String>,
+}
+
+/// The URI and DNS SANs of a DER certificate (none when it has no SAN extension).
+pub fn sans(der: &[u8]) -> Sans {
+    use x509_parser::extensions::GeneralName;
+    let (_, cert) = x509_parser::parse_x509_certificate(der).unwrap();
+    let mut sans = Sans::default();
+    if let Some(ext) = cert.subject_alternative_name().unwrap() {
+        for name in &ext.value.general_names {
+            match name {
+                GeneralName::URI(uri) => sans.uris.push((*uri).to_owned()),
+                GeneralName::DNSName(dns) => sans.dns.push((*dns).to_owned()),
+                _ => {}
+            }
+        }
+    }
+    sans
 }
 
 /// A server and an agent (joined with a token as `PARENT`) in a private directory.
 pub struct Cluster {
+    // Declared before `dir`: the processes stop (and their logs are read) before it goes.
+    procs: Processes,
     dir: tempfile::TempDir,
     server_socket: PathBuf,
     /// `<dir>/run/secrets/workload-spiffe-uds/socket`, created by the agent.
     pub agent_socket: PathBuf,
+}
+
+/// The child processes of one test, each writing to `<dir>/<name>.log`. Every process is
+/// killed when this drops, on every path; when the test failed, each log's tail is printed.
+pub struct Processes {
+    dir: PathBuf,
     children: Vec<(&'static str, Child)>,
+}
+
+/// `spire-server <args>` run in `dir`; its stdout, or a failure with its output.
+pub fn spire_server_cli(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(server_bin())
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "spire-server {args:?} failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// Waits until `spire-server healthcheck` on `socket` says the server is healthy, failing
+/// at once if one of `procs` exited.
+pub async fn wait_server_healthy(procs: &mut Processes, socket: &Path) {
+    wait("spire-server healthcheck", START, || {
+        procs.assert_running();
+        let healthy = Command::new(server_bin())
+            .args(["healthcheck", "-socketPath", path_str(socket)])
+            .output()
+            .is_ok_and(|o| o.stdout == b"Server is healthy.\n");
+        std::future::ready(healthy.then_some(()))
+    })
+    .await;
+}
+
+/// Waits until the agent created its Workload API socket (what Istio's init container waits
+/// for), failing at once if one of `procs` exited.
+pub async fn wait_agent_socket(procs: &mut Processes, socket: &Path) {
+    wait("the agent socket", START, || {
+        procs.assert_running();
+        std::future::ready(socket.exists().then_some(()))
+    })
+    .await;
 }
 
 // === impl Cluster ===
@@ -233,36 +302,24 @@ impl Cluster {
         assert!(!agent_socket.parent().unwrap().exists());
 
         let mut cluster = Self {
+            procs: Processes::new(root),
             dir,
             server_socket,
             agent_socket,
-            children: Vec::new(),
         };
-        cluster.spawn(
+        cluster.procs.spawn(
             "server",
             &server_bin(),
             &["run", "-config", "conf/server/server.conf"],
         );
-        wait("spire-server healthcheck", START, || {
-            cluster.assert_running();
-            let healthy = Command::new(server_bin())
-                .args([
-                    "healthcheck",
-                    "-socketPath",
-                    path_str(&cluster.server_socket),
-                ])
-                .output()
-                .is_ok_and(|o| o.stdout == b"Server is healthy.\n");
-            std::future::ready(healthy.then_some(()))
-        })
-        .await;
+        wait_server_healthy(&mut cluster.procs, &cluster.server_socket).await;
         let token = cluster.server_cli("token", "generate", &["-spiffeID".into(), PARENT.into()]);
         let token = token
             .trim()
             .strip_prefix("Token: ")
             .unwrap_or_else(|| panic!("unexpected token output: {token}"))
             .to_owned();
-        cluster.spawn(
+        cluster.procs.spawn(
             "agent",
             Path::new(AGENT_BIN),
             &[
@@ -274,11 +331,7 @@ impl Cluster {
             ],
         );
         // Istio's init container waits for the socket file (CHECK_FILE), then the proxy dials.
-        wait("the agent socket", START, || {
-            cluster.assert_running();
-            std::future::ready(cluster.agent_socket.exists().then_some(()))
-        })
-        .await;
+        wait_agent_socket(&mut cluster.procs, &cluster.agent_socket).await;
         cluster
     }
 
@@ -289,19 +342,9 @@ impl Cluster {
 
     /// `spire-server <command> <sub> -socketPath … <args>`; its stdout, or a failure.
     pub fn server_cli(&self, command: &str, sub: &str, args: &[String]) -> String {
-        let out = Command::new(server_bin())
-            .args([command, sub, "-socketPath", path_str(&self.server_socket)])
-            .args(args)
-            .current_dir(self.dir())
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "spire-server {command} {sub} {args:?} failed: {stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
+        let mut all = vec![command, sub, "-socketPath", path_str(&self.server_socket)];
+        all.extend(args.iter().map(String::as_str));
+        spire_server_cli(self.dir(), &all)
     }
 
     /// `openssl <args>` in the working directory; its stdout, or a failure.
@@ -318,16 +361,33 @@ impl Cluster {
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
+}
 
-    fn spawn(&mut self, name: &'static str, bin: &Path, args: &[&str]) {
-        let log = fs::File::create(self.dir().join(format!("{name}.log"))).unwrap();
+// === impl Processes ===
+
+impl Processes {
+    /// No processes yet; logs go to `dir`.
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_owned(),
+            children: Vec::new(),
+        }
+    }
+
+    /// Starts `bin args` in the directory, stdout and stderr to `<dir>/<name>.log`, without
+    /// the environment variables that would move its sockets or tell it it runs in a pod.
+    pub fn spawn(&mut self, name: &'static str, bin: &Path, args: &[&str]) {
+        let log = fs::File::create(self.dir.join(format!("{name}.log"))).unwrap();
         let child = Command::new(bin)
             .args(args)
-            .current_dir(self.dir())
+            .current_dir(&self.dir)
             .env_remove("SPIRE_SERVER_PRIVATE_SOCKET")
             .env_remove("SPIRE_SERVER_PRIVATE_SOCKET_TEMPLATE")
             .env_remove("SPIRE_AGENT_PUBLIC_SOCKET")
             .env_remove("SPIRE_AGENT_PUBLIC_SOCKET_TEMPLATE")
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env_remove("KUBERNETES_SERVICE_PORT")
+            .env_remove("MY_NODE_NAME")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -337,7 +397,7 @@ impl Cluster {
     }
 
     /// Fails (with the logs, through `Drop`) if a process has exited.
-    fn assert_running(&mut self) {
+    pub fn assert_running(&mut self) {
         for (name, child) in &mut self.children {
             if let Some(status) = child.try_wait().unwrap() {
                 panic!("spire-{name} exited early: {status}");
@@ -346,7 +406,7 @@ impl Cluster {
     }
 }
 
-impl Drop for Cluster {
+impl Drop for Processes {
     fn drop(&mut self) {
         for (_, child) in &mut self.children {
             let _ = child.kill();
@@ -355,7 +415,7 @@ impl Drop for Cluster {
         if std::thread::panicking() {
             for (name, _) in &self.children {
                 let log =
-                    fs::read_to_string(self.dir().join(format!("{name}.log"))).unwrap_or_default();
+                    fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default();
                 let tail: Vec<&str> = log.lines().rev().take(60).collect();
                 eprintln!("===== spire-{name} log (last 60 lines)");
                 for line in tail.iter().rev() {
@@ -366,7 +426,7 @@ impl Drop for Cluster {
     }
 }
 
-fn path_str(path: &Path) -> &str {
+pub fn path_str(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
