@@ -55,6 +55,7 @@ async fn run() {
         push: true,
         server_log_level: "DEBUG",
         svid_cache_max_size: 10_000,
+        ..Options::default()
     });
     let agent = domain.agent_pid();
     let mut admin = domain.admin().await;

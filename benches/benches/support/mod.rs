@@ -80,6 +80,8 @@ pub struct Options {
     pub server_log_level: &'static str,
     /// The agent's `x509_svid_cache_max_size`.
     pub svid_cache_max_size: usize,
+    /// More plugin blocks for the agent (beside `WorkloadAttestor "unix"`), as HCL.
+    pub agent_plugins: String,
 }
 
 impl Default for Options {
@@ -88,6 +90,7 @@ impl Default for Options {
             push: true,
             server_log_level: "WARN",
             svid_cache_max_size: 1000,
+            agent_plugins: String::new(),
         }
     }
 }
@@ -257,11 +260,13 @@ plugins {{
     WorkloadAttestor "unix" {{
         plugin_data {{}}
     }}
+{extra}
 }}
 "#,
             root = root.display(),
             socket = agent_socket.display(),
             max = options.svid_cache_max_size,
+            extra = options.agent_plugins,
         );
         std::fs::create_dir_all(root.join("agent")).unwrap();
         std::fs::write(root.join("agent.conf"), agent_conf).unwrap();
@@ -274,6 +279,8 @@ plugins {{
             .arg(&token)
             .arg("-logFile")
             .arg(&agent_log)
+            // No node name: a k8s attestor reaches the kubelet on 127.0.0.1.
+            .env_remove("MY_NODE_NAME")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
