@@ -413,9 +413,8 @@ impl NodeAttestor for K8sPsatAttestor {
     }
 }
 
-/// A plugin failure as SPIRE's facade words it: `nodeattestor(k8s_psat): <message>`.
 fn failure(code: AttestCode, message: impl fmt::Display) -> Error {
-    Error::attestation(code, format!("nodeattestor(k8s_psat): {message}"))
+    Error::plugin_failure(K8sPsatAttestor::NAME, code, message)
 }
 
 /// `system:serviceaccount:<ns>:<sa>` → (ns, sa): exactly four colon-separated parts with the

@@ -110,10 +110,16 @@ impl Error {
         }
     }
 
-    /// An attestation failure whose message is `failed to attest: <message>` (how SPIRE
-    /// reports plugin failures to agents).
+    /// An attestation failure whose message is `failed to attest: <message>` (the server's
+    /// own wording, e.g. for join tokens).
     pub fn failed_to_attest(code: AttestCode, message: impl fmt::Display) -> Self {
         Self::attestation(code, format!("failed to attest: {message}"))
+    }
+
+    /// A failure of the attestor plugin `plugin`, worded as SPIRE's plugin facade words it
+    /// and as `AttestAgent` passes it on: `nodeattestor(<plugin>): <message>`.
+    pub fn plugin_failure(plugin: &str, code: AttestCode, message: impl fmt::Display) -> Self {
+        Self::attestation(code, format!("nodeattestor({plugin}): {message}"))
     }
 }
 

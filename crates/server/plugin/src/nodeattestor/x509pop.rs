@@ -203,8 +203,7 @@ impl X509PopAttestor {
         values
             .iter()
             .map(|v| {
-                Selector::new(Self::NAME, v)
-                    .map_err(|e| Error::failed_to_attest(AttestCode::InvalidArgument, e))
+                Selector::new(Self::NAME, v).map_err(|e| failure(AttestCode::InvalidArgument, e))
             })
             .collect()
     }
@@ -244,9 +243,8 @@ impl NodeAttestor for X509PopAttestor {
         let key = leaf_key(&leaf)?;
 
         let mut challenge_nonce = [0u8; NONCE_LEN];
-        aws_lc_rs::rand::fill(&mut challenge_nonce).map_err(|_| {
-            Error::attestation(AttestCode::Internal, "failed to generate challenge")
-        })?;
+        aws_lc_rs::rand::fill(&mut challenge_nonce)
+            .map_err(|_| failure(AttestCode::Internal, "failed to generate challenge"))?;
         let nonce = B64.encode(challenge_nonce);
         let challenge = match key {
             LeafKey::Rsa => Exchange {
@@ -265,7 +263,7 @@ impl NodeAttestor for X509PopAttestor {
             },
         };
         let challenge = serde_json::to_vec(&challenge).map_err(|e| {
-            Error::attestation(
+            failure(
                 AttestCode::Internal,
                 format!("failed to marshal challenge: {e}"),
             )
@@ -282,14 +280,14 @@ impl NodeAttestor for X509PopAttestor {
 
         let fingerprint = sha1_hex(&chain[0]);
         if !is_safe_segment(&fingerprint) {
-            return Err(Error::attestation(AttestCode::Internal, "bad fingerprint"));
+            return Err(failure(AttestCode::Internal, "bad fingerprint"));
         }
         let agent_id = SpiffeId::from_segments(
             self.trust_domain.clone(),
             &["spire", "agent", Self::NAME, &fingerprint],
         )
         .map_err(|e| {
-            Error::attestation(
+            failure(
                 AttestCode::Internal,
                 format!("failed to make agent ID: {e}"),
             )
@@ -431,11 +429,15 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn invalid(message: impl std::fmt::Display) -> Error {
-    Error::failed_to_attest(AttestCode::InvalidArgument, message)
+    failure(AttestCode::InvalidArgument, message)
 }
 
 fn denied(message: impl std::fmt::Display) -> Error {
-    Error::failed_to_attest(AttestCode::PermissionDenied, message)
+    failure(AttestCode::PermissionDenied, message)
+}
+
+fn failure(code: AttestCode, message: impl std::fmt::Display) -> Error {
+    Error::plugin_failure(X509PopAttestor::NAME, code, message)
 }
 
 #[cfg(test)]

@@ -187,7 +187,7 @@ async fn wrong_signature_is_refused() {
             code_and_message(err),
             (
                 AttestCode::PermissionDenied,
-                "failed to attest: challenge response verification failed".to_owned()
+                "nodeattestor(x509pop): challenge response verification failed".to_owned()
             )
         );
     }
@@ -204,7 +204,7 @@ async fn wrong_ca_is_refused_before_any_challenge() {
     let (code, message) = code_and_message(err);
     assert_eq!(code, AttestCode::PermissionDenied);
     assert!(
-        message.starts_with("failed to attest: certificate verification failed"),
+        message.starts_with("nodeattestor(x509pop): certificate verification failed"),
         "{message}"
     );
 }
