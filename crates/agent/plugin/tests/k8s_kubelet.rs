@@ -343,12 +343,9 @@ async fn attestation_recovers_when_the_kubelet_comes_back() {
     );
 }
 
-#[tokio::test]
-async fn a_full_node_pod_list_passes_the_default_body_cap() {
-    let proc = fake_proc();
-    let kubelet = kubelet("localhost", TestKubeletAuth::Anonymous).await;
-    // 110 pods (the kubelet's default maximum) carrying ~30 KB of annotations each, as
-    // pods with last-applied-configuration and sidecar annotations do.
+/// 110 pods (the kubelet's default maximum) carrying ~30 KB of annotations each, as pods
+/// with last-applied-configuration and sidecar annotations do; the workload's is one of them.
+fn full_node_pods() -> Vec<Value> {
     let filler = "x".repeat(30 * 1024);
     let mut pods: Vec<Value> = (0..110)
         .map(|i| {
@@ -364,7 +361,14 @@ async fn a_full_node_pod_list_passes_the_default_body_cap() {
     pods[73] = pod(POD_UID, CONTAINER_ID);
     let size = serde_json::to_vec(&pods).unwrap().len();
     assert!((2_000_000..5_000_000).contains(&size), "{size} bytes");
-    kubelet.set_pods(pods);
+    pods
+}
+
+#[tokio::test]
+async fn a_full_node_pod_list_passes_the_default_body_cap() {
+    let proc = fake_proc();
+    let kubelet = kubelet("localhost", TestKubeletAuth::Anonymous).await;
+    kubelet.set_pods(full_node_pods());
 
     let attestor = attestor(
         secure(
@@ -376,6 +380,57 @@ async fn a_full_node_pod_list_passes_the_default_body_cap() {
     assert_eq!(
         attest(&attestor, PID).await.unwrap(),
         expected_selectors(POD_UID)
+    );
+}
+
+#[tokio::test]
+async fn max_pod_list_bytes_in_plugin_data_sets_the_body_cap() {
+    let proc = fake_proc();
+    let kubelet = kubelet("localhost", TestKubeletAuth::Anonymous).await;
+    kubelet.set_pods(full_node_pods());
+    let plugin_data = |extra: Value| {
+        let mut data = secure(
+            &kubelet,
+            json!({"use_anonymous_authentication": true, "skip_kubelet_verification": true}),
+        );
+        data.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        data
+    };
+    // A host whose default cap is too small for this node...
+    let small_host = || spire_agent_plugin::workloadattestor::k8s::K8sOptions {
+        max_body_bytes: 1024 * 1024,
+        ..options(proc.path())
+    };
+    let capped = attestor(plugin_data(json!({})), small_host());
+    assert_eq!(
+        failure(&capped).await,
+        (
+            Code::Unavailable,
+            "response body exceeds 1048576 bytes".to_owned()
+        )
+    );
+    // ...is fixed by raising the cap in plugin_data.
+    let raised = attestor(
+        plugin_data(json!({"max_pod_list_bytes": 8 * 1024 * 1024})),
+        small_host(),
+    );
+    assert_eq!(
+        attest(&raised, PID).await.unwrap(),
+        expected_selectors(POD_UID)
+    );
+    // And plugin_data lowers the 64 MiB default just as well.
+    let lowered = attestor(
+        plugin_data(json!({"max_pod_list_bytes": "1048576"})),
+        options(proc.path()),
+    );
+    assert_eq!(
+        failure(&lowered).await,
+        (
+            Code::Unavailable,
+            "response body exceeds 1048576 bytes".to_owned()
+        )
     );
 }
 

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 
 use crate::config::Bearer;
 use crate::transport::{self, Connector, HttpClient};
-use crate::types::{ConfigMap, Node, Pod, TokenReviewStatus};
+use crate::types::{ConfigMap, Namespace, Node, Pod, TokenReviewStatus};
 use crate::{ApiError, ClientConfig, Error};
 
 /// Default time allowed for one request (connect, handshake, request, whole response).
@@ -204,6 +204,13 @@ impl ApiClient {
     pub async fn get_node(&self, name: &str) -> Result<Node, Error> {
         let path = item_path("nodes", None, name)?;
         self.call(Method::GET, path, None, "Node").await
+    }
+
+    /// `GET /api/v1/namespaces/<name>`: a namespace (the `k8s` workload attestor reads its
+    /// labels; needs `get` on `namespaces`).
+    pub async fn get_namespace(&self, name: &str) -> Result<Namespace, Error> {
+        let path = item_path("namespaces", None, name)?;
+        self.call(Method::GET, path, None, "Namespace").await
     }
 
     /// `GET /api/v1/namespaces/<namespace>/configmaps/<name>`.

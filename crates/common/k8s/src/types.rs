@@ -126,6 +126,15 @@ pub struct Node {
     pub metadata: ObjectMeta,
 }
 
+/// A `v1.Namespace` (its metadata: name, labels, annotations).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct Namespace {
+    /// `metadata`.
+    #[serde(deserialize_with = "nullable")]
+    pub metadata: ObjectMeta,
+}
+
 /// A `v1.ConfigMap` (text data only).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default)]

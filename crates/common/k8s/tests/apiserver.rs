@@ -129,6 +129,69 @@ async fn api_errors_carry_the_status_message_code_and_reason() {
 }
 
 #[tokio::test]
+async fn namespaces_are_read_with_their_labels() {
+    let (server, client, _dir) = server_and_client().await;
+    server.put_object(
+        "/api/v1/namespaces",
+        json!({"apiVersion": "v1", "kind": "Namespace",
+               "metadata": {"name": "shop", "labels": {
+                   "kubernetes.io/metadata.name": "shop", "team": "payments"}},
+               "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}),
+    );
+    server.put_object(
+        "/api/v1/namespaces",
+        json!({"metadata": {"name": "bare", "labels": null}}),
+    );
+
+    let shop = client.get_namespace("shop").await.unwrap();
+    assert_eq!(shop.metadata.name, "shop");
+    assert_eq!(
+        shop.metadata.labels,
+        BTreeMap::from([
+            ("kubernetes.io/metadata.name".to_owned(), "shop".to_owned()),
+            ("team".to_owned(), "payments".to_owned()),
+        ])
+    );
+    assert!(!shop.metadata.uid.is_empty());
+    assert!(
+        client
+            .get_namespace("bare")
+            .await
+            .unwrap()
+            .metadata
+            .labels
+            .is_empty()
+    );
+
+    let error = client.get_namespace("gone").await.unwrap_err();
+    assert!(error.is_not_found(), "{error}");
+    assert_eq!(error.to_string(), r#"namespaces "gone" not found"#);
+    server.inject(Fault::status("/api/v1/namespaces/shop", 403).message(
+        r#"namespaces "shop" is forbidden: User "system:serviceaccount:spire:spire-agent" cannot get resource "namespaces""#,
+    ));
+    let error = client.get_namespace("shop").await.unwrap_err();
+    assert_eq!(error.reason(), Some("Forbidden"));
+    assert!(matches!(
+        client.get_namespace("").await,
+        Err(Error::InvalidRequest(_))
+    ));
+
+    let requests = server.requests();
+    let paths: Vec<&str> = requests.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/api/v1/namespaces/shop",
+            "/api/v1/namespaces/bare",
+            "/api/v1/namespaces/gone",
+            "/api/v1/namespaces/shop",
+        ]
+    );
+    assert!(requests.iter().all(|r| r.method == "GET"
+        && r.authorization.as_deref() == Some(format!("Bearer {}", server.token()).as_str())));
+}
+
+#[tokio::test]
 async fn wrong_credentials_are_unauthorized() {
     let server = TestApiServer::start().await;
     let client = ApiClient::new(

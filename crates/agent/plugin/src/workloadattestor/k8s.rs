@@ -7,11 +7,13 @@
 //! ([`pods`]); while it is not there the attestor asks for the next list, up to
 //! `max_poll_attempts` lists `poll_retry_interval` apart, then fails with
 //! `DeadlineExceeded` `no selectors found after max poll attempts` (or `Unavailable` with the
-//! last request's error when the kubelet could not be read).
+//! last request's error when the kubelet could not be read). With `enable_namespace_labels`,
+//! the `ns-label` selectors of the pod's namespace ([`namespaces`]) come last, sorted by key.
 
 pub mod cgroup;
 pub mod config;
 mod kubelet;
+pub mod namespaces;
 pub mod pods;
 pub mod poller;
 
@@ -22,13 +24,16 @@ use std::time::Duration;
 
 use serde_json::Value;
 use spire_id::Selector;
+use spire_k8s::ClientConfig;
 
 pub use config::{K8sConfig, KubeletCredentials, KubeletPort};
 pub use kubelet::KubeletSource;
+pub use namespaces::{ApiNamespaces, NAMESPACE_LABELS_TTL, NamespaceSource};
 pub use poller::{FetchError, PodListSource};
 
 use super::WorkloadAttestor;
 use crate::{Code, Error, Result};
+use namespaces::NamespaceLabels;
 use poller::Poller;
 
 /// The plugin name and selector type.
@@ -48,7 +53,11 @@ pub struct K8sOptions {
     /// Time allowed for one `/pods` request, body included (default 10 s, SPIRE's).
     pub kubelet_timeout: Duration,
     /// Largest accepted `/pods` body (default 64 MiB; a 110-pod node sends 2–5 MB).
+    /// `max_pod_list_bytes` in `plugin_data` wins over it.
     pub max_body_bytes: usize,
+    /// The apiserver for `enable_namespace_labels` (default `None`: the in-cluster service
+    /// account, as SPIRE uses); tests point it at a test apiserver.
+    pub apiserver: Option<ClientConfig>,
 }
 
 /// The `k8s` workload attestor. Cheap to clone; clones share the pod-list fetcher.
@@ -62,6 +71,8 @@ struct Inner {
     config: K8sConfig,
     proc_root: PathBuf,
     poller: Poller,
+    /// Set with `enable_namespace_labels`.
+    namespaces: Option<NamespaceLabels>,
 }
 
 // === impl K8sOptions ===
@@ -73,6 +84,7 @@ impl Default for K8sOptions {
             env: Arc::new(|name| std::env::var(name).ok()),
             kubelet_timeout: spire_k8s::kubelet::KubeletConfig::DEFAULT_TIMEOUT,
             max_body_bytes: spire_k8s::kubelet::KubeletConfig::DEFAULT_MAX_BODY_BYTES,
+            apiserver: None,
         }
     }
 }
@@ -83,6 +95,7 @@ impl fmt::Debug for K8sOptions {
             .field("proc_root", &self.proc_root)
             .field("kubelet_timeout", &self.kubelet_timeout)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("apiserver", &self.apiserver)
             .finish_non_exhaustive()
     }
 }
@@ -99,38 +112,61 @@ impl K8sAttestor {
         )
     }
 
-    /// An attestor calling the kubelet. The node name is resolved and the credentials and
-    /// CA are read now: a missing or unusable file is [`Error::Config`], as SPIRE refuses to
-    /// configure then.
+    /// An attestor calling the kubelet (and, with `enable_namespace_labels`, the apiserver
+    /// of [`K8sOptions::apiserver`]). The node name is resolved and the kubelet credentials
+    /// and CA are read now: a missing or unusable file is [`Error::Config`], as SPIRE refuses
+    /// to configure then. The `/pods` body cap is `max_pod_list_bytes` when set, else
+    /// [`K8sOptions::max_body_bytes`].
     pub fn new(config: K8sConfig, options: K8sOptions) -> Result<Self> {
         let node_name = config.resolve_node_name(|name| (options.env)(name));
         let source = KubeletSource::new(
             &config,
             node_name,
             options.kubelet_timeout,
-            options.max_body_bytes,
+            config.max_pod_list_bytes.unwrap_or(options.max_body_bytes),
         )
         .map_err(Error::Config)?;
         tracing::info!(kubelet = %source.url(), "k8s workload attestor configured");
-        Ok(Self::with_source(
+        let namespaces = config
+            .enable_namespace_labels
+            .then(|| Arc::new(ApiNamespaces::new(options.apiserver)) as Arc<dyn NamespaceSource>);
+        Ok(Self::with_sources(
             config,
             options.proc_root,
             Arc::new(source),
+            namespaces,
         ))
     }
 
-    /// An attestor reading pod lists from `source` (a fake kubelet in tests).
+    /// An attestor reading pod lists from `source` (a fake kubelet in tests); with
+    /// `enable_namespace_labels`, namespace labels come from the in-cluster apiserver.
     pub fn with_source(
         config: K8sConfig,
         proc_root: impl Into<PathBuf>,
         source: Arc<dyn PodListSource>,
     ) -> Self {
-        let poller = Poller::new(source, config.poll_retry_interval);
+        Self::with_sources(config, proc_root, source, None)
+    }
+
+    /// An attestor reading pod lists from `pods` and, when `enable_namespace_labels` is
+    /// set, namespace labels from `namespaces` (`None`: the in-cluster apiserver).
+    pub fn with_sources(
+        config: K8sConfig,
+        proc_root: impl Into<PathBuf>,
+        pods: Arc<dyn PodListSource>,
+        namespaces: Option<Arc<dyn NamespaceSource>>,
+    ) -> Self {
+        let poller = Poller::new(pods, config.poll_retry_interval);
+        let namespaces = config.enable_namespace_labels.then(|| {
+            let source = namespaces.unwrap_or_else(|| Arc::new(ApiNamespaces::new(None)));
+            NamespaceLabels::new(source, config.poll_retry_interval)
+        });
         Self {
             inner: Arc::new(Inner {
                 config,
                 proc_root: proc_root.into(),
                 poller,
+                namespaces,
             }),
         }
     }
@@ -171,11 +207,16 @@ impl WorkloadAttestor for K8sAttestor {
                 Ok(snapshot) => {
                     seen = snapshot.version;
                     last_error = None;
-                    if let Some(selectors) = snapshot.pods.selectors(
+                    if let Some(matched) = snapshot.pods.matched(
                         pod_uid,
                         container_id,
                         config.disable_container_selectors,
                     )? {
+                        let mut selectors = matched.selectors;
+                        if let Some(namespaces) = &inner.namespaces {
+                            let labels = namespaces.selectors(&matched.namespace).await?;
+                            selectors.extend(labels.iter().cloned());
+                        }
                         return Ok(selectors);
                     }
                     tracing::debug!(

@@ -3,9 +3,18 @@
 //! Every key of SPIRE's plugin is known; any other key is refused by name (SPIRE reports
 //! unused keys). Values are lenient as in HCL v1: numbers and booleans may be quoted, durations
 //! are Go strings. Features spire-rs does not have are refused by name, never accepted and
-//! ignored: `enable_namespace_labels` (needs a namespace watch on the apiserver),
-//! `experimental.sigstore`, and the legacy container locator (`use_new_container_locator =
-//! false`).
+//! ignored: `experimental.sigstore` and the legacy container locator
+//! (`use_new_container_locator = false`).
+//!
+//! `enable_namespace_labels` adds `ns-label:<key>:<value>` selectors read from the apiserver
+//! with the agent's in-cluster credentials (the service account needs `get` on
+//! `namespaces`); see [`super::namespaces`] for the caching and failure rules.
+//!
+//! One key is a spire-rs extension that SPIRE does not have: `max_pod_list_bytes`, the
+//! largest kubelet `/pods` body accepted (default 64 MiB, at least 1 MiB). spire-rs caps the
+//! body so a misbehaving endpoint cannot exhaust the agent's memory; this key lets operators
+//! of nodes with unusually large pod objects raise the cap. A SPIRE agent refuses the key as
+//! unknown, so configurations using it are spire-rs only.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -30,6 +39,9 @@ pub const DEFAULT_KUBELET_CA_PATH: &str = "/var/run/secrets/kubernetes.io/servic
 pub const DEFAULT_TOKEN_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 /// The environment variable holding the node name unless `node_name_env` names another.
 pub const DEFAULT_NODE_NAME_ENV: &str = "MY_NODE_NAME";
+/// The least `max_pod_list_bytes` accepted (1 MiB): a node's pod list is larger than that
+/// long before it is full, so a smaller cap only breaks attestation.
+pub const MIN_MAX_POD_LIST_BYTES: usize = 1024 * 1024;
 
 /// The `k8s` attestor's settings, defaults applied.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,6 +73,13 @@ pub struct K8sConfig {
     pub disable_container_selectors: bool,
     /// `verbose_container_locator_logs`: log every cgroup path and mount root examined.
     pub verbose_container_locator_logs: bool,
+    /// `enable_namespace_labels`: add `ns-label:<key>:<value>` selectors for the labels of
+    /// the workload pod's namespace, read from the apiserver.
+    pub enable_namespace_labels: bool,
+    /// `max_pod_list_bytes` (spire-rs extension, ≥ [`MIN_MAX_POD_LIST_BYTES`]): the largest
+    /// `/pods` body accepted; `None` keeps the host default
+    /// ([`K8sOptions::max_body_bytes`](super::K8sOptions::max_body_bytes), 64 MiB).
+    pub max_pod_list_bytes: Option<usize>,
 }
 
 /// The kubelet port the attestor calls.
@@ -108,6 +127,8 @@ struct Raw {
     verbose_container_locator_logs: Option<LenientBool>,
     enable_namespace_labels: Option<LenientBool>,
     experimental: Option<RawExperimental>,
+    /// spire-rs extension (not a SPIRE key).
+    max_pod_list_bytes: Option<Lenient<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -196,6 +217,8 @@ impl K8sConfig {
             )?,
             disable_container_selectors: flag(raw.disable_container_selectors),
             verbose_container_locator_logs: flag(raw.verbose_container_locator_logs),
+            enable_namespace_labels: flag(raw.enable_namespace_labels),
+            max_pod_list_bytes: max_pod_list_bytes(raw.max_pod_list_bytes)?,
         })
     }
 
@@ -226,6 +249,8 @@ impl Default for K8sConfig {
             reload_interval: DEFAULT_RELOAD_INTERVAL,
             disable_container_selectors: false,
             verbose_container_locator_logs: false,
+            enable_namespace_labels: false,
+            max_pod_list_bytes: None,
         }
     }
 }
@@ -237,12 +262,6 @@ fn config(message: impl Into<String>) -> Error {
 }
 
 fn refuse_unsupported(raw: &Raw) -> Result<()> {
-    if raw.enable_namespace_labels.is_some_and(|b| b.0) {
-        return Err(config(
-            "enable_namespace_labels is not supported by spire-rs (ns-label selectors need a \
-             namespace watch on the API server); remove it or set it to false",
-        ));
-    }
     if raw
         .experimental
         .as_ref()
@@ -260,6 +279,24 @@ fn refuse_unsupported(raw: &Raw) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// `max_pod_list_bytes`: unset keeps the host default; anything below 1 MiB (zero and
+/// negative values included) is refused rather than silently replaced.
+fn max_pod_list_bytes(value: Option<Lenient<i64>>) -> Result<Option<usize>> {
+    let Some(Lenient(bytes)) = value else {
+        return Ok(None);
+    };
+    let min = MIN_MAX_POD_LIST_BYTES;
+    usize::try_from(bytes)
+        .ok()
+        .filter(|b| *b >= min)
+        .map(Some)
+        .ok_or_else(|| {
+            config(format!(
+                "max_pod_list_bytes must be at least {min} bytes (1 MiB), got {bytes}"
+            ))
+        })
 }
 
 fn positive(value: Option<Lenient<i64>>) -> Option<i64> {

@@ -33,6 +33,15 @@ pub struct PodList {
     undecodable: Option<String>,
 }
 
+/// The pod a container was found in: its selectors and its namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Matched {
+    /// `metadata.namespace` of the pod (for `ns-label` selectors).
+    pub namespace: String,
+    /// The pod's (and container's) `k8s` selectors, in SPIRE's order.
+    pub selectors: Vec<Selector>,
+}
+
 #[derive(Debug)]
 enum Entry {
     Pod(Box<Pod>),
@@ -162,6 +171,18 @@ impl PodList {
         container_id: &str,
         disable_container_selectors: bool,
     ) -> Result<Option<Vec<String>>> {
+        Ok(self
+            .find(pod_uid, container_id, disable_container_selectors)?
+            .map(|(_, values)| values))
+    }
+
+    /// The pod and selector values of [`PodList::selector_values`].
+    fn find(
+        &self,
+        pod_uid: &str,
+        container_id: &str,
+        disable_container_selectors: bool,
+    ) -> Result<Option<(&Pod, Vec<String>)>> {
         if !pod_uid.is_empty() {
             // The pod is known: unrelated pods are not looked at.
             let Some(entry) = self.pods.get(pod_uid) else {
@@ -169,8 +190,8 @@ impl PodList {
             };
             let pod = decoded(entry)?;
             return Ok(match find_container(pod, container_id) {
-                Some(status) => Some(values(pod, Some(status), disable_container_selectors)),
-                None if disable_container_selectors => Some(values(pod, None, true)),
+                Some(status) => Some((pod, values(pod, Some(status), disable_container_selectors))),
+                None if disable_container_selectors => Some((pod, values(pod, None, true))),
                 None => None,
             });
         }
@@ -190,7 +211,7 @@ impl PodList {
         }
         let pod = decoded(&self.pods[&uids[0]])?;
         let status = find_container(pod, container_id);
-        Ok(status.map(|s| values(pod, Some(s), disable_container_selectors)))
+        Ok(status.map(|s| (pod, values(pod, Some(s), disable_container_selectors))))
     }
 
     /// [`PodList::selector_values`] as `k8s` selectors.
@@ -200,19 +221,29 @@ impl PodList {
         container_id: &str,
         disable_container_selectors: bool,
     ) -> Result<Option<Vec<Selector>>> {
-        let Some(values) =
-            self.selector_values(pod_uid, container_id, disable_container_selectors)?
+        Ok(self
+            .matched(pod_uid, container_id, disable_container_selectors)?
+            .map(|m| m.selectors))
+    }
+
+    /// [`PodList::selectors`] with the namespace of the pod they describe.
+    pub fn matched(
+        &self,
+        pod_uid: &str,
+        container_id: &str,
+        disable_container_selectors: bool,
+    ) -> Result<Option<Matched>> {
+        let Some((pod, values)) = self.find(pod_uid, container_id, disable_container_selectors)?
         else {
             return Ok(None);
         };
-        values
-            .iter()
-            .map(|value| {
-                Selector::new(SELECTOR_TYPE, value)
-                    .map_err(|e| Error::status(Code::Internal, e.to_string()))
-            })
-            .collect::<Result<Vec<_>>>()
-            .map(Some)
+        Ok(Some(Matched {
+            namespace: pod.metadata.namespace.clone(),
+            selectors: values
+                .iter()
+                .map(|value| selector(value))
+                .collect::<Result<_>>()?,
+        }))
     }
 }
 
@@ -257,6 +288,11 @@ pub fn container_url_host(container_id: &str) -> Option<&str> {
 }
 
 // === helpers ===
+
+/// A `k8s` selector with `value`.
+pub(crate) fn selector(value: &str) -> Result<Selector> {
+    Selector::new(SELECTOR_TYPE, value).map_err(|e| Error::status(Code::Internal, e.to_string()))
+}
 
 fn present<'de, D: serde::Deserializer<'de>>(
     deserializer: D,

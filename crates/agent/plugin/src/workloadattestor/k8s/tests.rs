@@ -358,6 +358,285 @@ async fn an_abandoned_wait_sends_no_request() {
     );
 }
 
+// === namespace labels ===
+
+/// One scripted answer: the labels, or the error message.
+type LabelsAnswer = Result<Vec<(&'static str, &'static str)>, String>;
+
+/// Namespace labels from a script (the last answer repeats), counting requests, optionally
+/// holding every request until the test lets one through.
+#[derive(Debug, Default)]
+struct FakeNamespaces {
+    script: Mutex<VecDeque<LabelsAnswer>>,
+    asked: Mutex<Vec<String>>,
+    started: Notify,
+    gate: Option<Semaphore>,
+}
+
+impl FakeNamespaces {
+    fn answering(answers: impl IntoIterator<Item = LabelsAnswer>) -> Arc<Self> {
+        Arc::new(Self {
+            script: Mutex::new(answers.into_iter().collect()),
+            ..Self::default()
+        })
+    }
+
+    fn set(&self, answer: LabelsAnswer) {
+        *self.script.lock().unwrap() = [answer].into();
+    }
+
+    fn requests(&self) -> usize {
+        self.asked.lock().unwrap().len()
+    }
+}
+
+#[async_trait::async_trait]
+impl NamespaceSource for FakeNamespaces {
+    async fn namespace_labels(
+        &self,
+        name: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, FetchError> {
+        self.asked.lock().unwrap().push(name.to_owned());
+        self.started.notify_one();
+        if let Some(gate) = &self.gate {
+            gate.acquire().await.unwrap().forget();
+        }
+        let answer = {
+            let mut script = self.script.lock().unwrap();
+            if script.len() > 1 {
+                script.pop_front().unwrap()
+            } else {
+                script.front().cloned().unwrap()
+            }
+        };
+        answer
+            .map(|labels| {
+                labels
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect()
+            })
+            .map_err(Into::into)
+    }
+}
+
+fn labelled_attestor(
+    proc: &tempfile::TempDir,
+    kubelet: &Arc<FakeKubelet>,
+    namespaces: &Arc<FakeNamespaces>,
+) -> K8sAttestor {
+    let config = K8sConfig {
+        enable_namespace_labels: true,
+        ..test_config()
+    };
+    K8sAttestor::with_sources(
+        config,
+        proc.path(),
+        kubelet.clone(),
+        Some(namespaces.clone()),
+    )
+}
+
+fn ns_labels(selectors: &[Selector]) -> Vec<String> {
+    values(selectors)
+        .into_iter()
+        .filter(|v| v.starts_with("k8s:ns-label:"))
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn namespace_labels_come_last_sorted_by_key() {
+    let proc = fake_proc();
+    let kubelet = FakeKubelet::answering([with_container("a")]);
+    let namespaces = FakeNamespaces::answering([Ok(vec![
+        ("team", "payments"),
+        ("kubernetes.io/metadata.name", "ns1"),
+        ("env", "prod:eu"),
+    ])]);
+    let plain = values(&attestor(&proc, &kubelet).attest(IN_POD).await.unwrap());
+
+    let attestor = labelled_attestor(&proc, &kubelet, &namespaces);
+    let selectors = values(&attestor.attest(IN_POD).await.unwrap());
+    let mut want = plain.clone();
+    want.extend([
+        "k8s:ns-label:env:prod:eu".to_owned(),
+        "k8s:ns-label:kubernetes.io/metadata.name:ns1".to_owned(),
+        "k8s:ns-label:team:payments".to_owned(),
+    ]);
+    assert_eq!(selectors, want);
+    assert_eq!(*namespaces.asked.lock().unwrap(), ["ns1"]);
+
+    // Pod selectors only (container not yet listed) get them too, as in SPIRE.
+    let kubelet = FakeKubelet::answering([without_container()]);
+    let config = K8sConfig {
+        enable_namespace_labels: true,
+        disable_container_selectors: true,
+        ..test_config()
+    };
+    let attestor = K8sAttestor::with_sources(
+        config,
+        proc.path(),
+        kubelet.clone(),
+        Some(namespaces.clone()),
+    );
+    let selectors = attestor.attest(IN_POD).await.unwrap();
+    assert_eq!(ns_labels(&selectors).len(), 3);
+    assert!(
+        !values(&selectors)
+            .iter()
+            .any(|v| v.starts_with("k8s:container-"))
+    );
+
+    // Off (the default): no request, no ns-label selectors; processes outside pods never
+    // reach the apiserver either.
+    let kubelet = FakeKubelet::answering([with_container("a")]);
+    let requests = namespaces.requests();
+    let off = K8sAttestor::with_sources(
+        test_config(),
+        proc.path(),
+        kubelet.clone(),
+        Some(namespaces.clone()),
+    );
+    assert!(ns_labels(&off.attest(IN_POD).await.unwrap()).is_empty());
+    let on = labelled_attestor(&proc, &kubelet, &namespaces);
+    assert!(on.attest(NOT_IN_POD).await.unwrap().is_empty());
+    assert_eq!(namespaces.requests(), requests);
+}
+
+#[tokio::test(start_paused = true)]
+async fn namespace_labels_are_reused_for_five_seconds() {
+    let proc = fake_proc();
+    let kubelet = FakeKubelet::answering([with_container("a")]);
+    let namespaces = FakeNamespaces::answering([Ok(vec![("tier", "old")])]);
+    let attestor = labelled_attestor(&proc, &kubelet, &namespaces);
+
+    assert_eq!(
+        ns_labels(&attestor.attest(IN_POD).await.unwrap()),
+        ["k8s:ns-label:tier:old"]
+    );
+    namespaces.set(Ok(vec![("tier", "new")]));
+    // Many attestations (each a fresh pod list every interval) inside the TTL: one GET.
+    for _ in 0..9 {
+        tokio::time::advance(INTERVAL).await;
+        assert_eq!(
+            ns_labels(&attestor.attest(IN_POD).await.unwrap()),
+            ["k8s:ns-label:tier:old"]
+        );
+    }
+    tokio::time::advance(NAMESPACE_LABELS_TTL - 9 * INTERVAL - Duration::from_millis(1)).await;
+    attestor.attest(IN_POD).await.unwrap();
+    assert_eq!(namespaces.requests(), 1);
+    assert!(
+        kubelet.requests() > 1,
+        "the pod list was fetched again meanwhile"
+    );
+
+    tokio::time::advance(Duration::from_millis(1)).await;
+    assert_eq!(
+        ns_labels(&attestor.attest(IN_POD).await.unwrap()),
+        ["k8s:ns-label:tier:new"],
+        "a label change is seen once the labels are 5 s old"
+    );
+    assert_eq!(namespaces.requests(), 2);
+
+    namespaces.set(Ok(vec![]));
+    tokio::time::advance(NAMESPACE_LABELS_TTL).await;
+    assert!(
+        ns_labels(&attestor.attest(IN_POD).await.unwrap()).is_empty(),
+        "a removed label is gone too"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrent_attestations_share_one_namespace_request() {
+    let proc = fake_proc();
+    let kubelet = FakeKubelet::answering([with_container("a")]);
+    let namespaces = Arc::new(FakeNamespaces {
+        script: Mutex::new([Ok(vec![("team", "a")])].into()),
+        gate: Some(Semaphore::new(0)),
+        ..FakeNamespaces::default()
+    });
+    let attestor = labelled_attestor(&proc, &kubelet, &namespaces);
+
+    let tasks: Vec<_> = (0..32)
+        .map(|_| {
+            let attestor = attestor.clone();
+            tokio::spawn(async move { attestor.attest(IN_POD).await })
+        })
+        .collect();
+    namespaces.started.notified().await;
+    for _ in 0..64 {
+        tokio::task::yield_now().await;
+    }
+    namespaces.gate.as_ref().unwrap().add_permits(1);
+    for task in tasks {
+        assert_eq!(
+            ns_labels(&task.await.unwrap().unwrap()),
+            ["k8s:ns-label:team:a"]
+        );
+    }
+    assert_eq!(namespaces.requests(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn namespace_failures_fail_the_attestation_like_spire() {
+    let proc = fake_proc();
+    let kubelet = FakeKubelet::answering([with_container("a")]);
+    let namespaces = FakeNamespaces::answering([
+        Ok(vec![("team", "a")]),
+        Err(r#"unable to get namespace "ns1": namespaces "ns1" is forbidden"#.to_owned()),
+        Ok(vec![("team", "b")]),
+    ]);
+    let attestor = labelled_attestor(&proc, &kubelet, &namespaces);
+    attestor.attest(IN_POD).await.unwrap();
+
+    // Expired labels are not used when the apiserver fails: the attestation fails at once
+    // (no polling), Internal, with SPIRE's message.
+    tokio::time::advance(NAMESPACE_LABELS_TTL).await;
+    let kubelet_requests = kubelet.requests();
+    let error = attestor.attest(IN_POD).await.unwrap_err();
+    assert_eq!(error.code(), Code::Internal);
+    assert_eq!(
+        error.to_string(),
+        r#"unable to get namespace labels for "ns1": unable to get namespace "ns1": namespaces "ns1" is forbidden"#
+    );
+    assert_eq!(kubelet.requests(), kubelet_requests + 1);
+
+    // The failure is reused for one poll_retry_interval, then the apiserver is asked again.
+    tokio::time::advance(INTERVAL - Duration::from_millis(1)).await;
+    assert_eq!(
+        attestor.attest(IN_POD).await.unwrap_err().code(),
+        Code::Internal
+    );
+    assert_eq!(namespaces.requests(), 2);
+    tokio::time::advance(Duration::from_millis(1)).await;
+    assert_eq!(
+        ns_labels(&attestor.attest(IN_POD).await.unwrap()),
+        ["k8s:ns-label:team:b"]
+    );
+    assert_eq!(namespaces.requests(), 3);
+}
+
+#[tokio::test]
+async fn an_unusable_apiserver_configuration_fails_attestations_not_configuration() {
+    let proc = fake_proc();
+    let kubelet = FakeKubelet::answering([with_container("a")]);
+    let config = K8sConfig {
+        enable_namespace_labels: true,
+        ..test_config()
+    };
+    let source = ApiNamespaces::new(Some(spire_k8s::ClientConfig::new("ftp://apiserver")));
+    let attestor = K8sAttestor::with_sources(config, proc.path(), kubelet, Some(Arc::new(source)));
+    let error = attestor.attest(IN_POD).await.unwrap_err();
+    assert_eq!(error.code(), Code::Internal);
+    assert!(
+        error.to_string().starts_with(
+            r#"unable to get namespace labels for "ns1": unable to set up kube client: "#
+        ),
+        "{error}"
+    );
+}
+
 // === configuration ===
 
 fn parse(data: serde_json::Value) -> Result<K8sConfig> {
@@ -404,8 +683,9 @@ fn every_key_is_read_with_lenient_values() {
         "disable_container_selectors": 1,
         "use_new_container_locator": true,
         "verbose_container_locator_logs": "true",
-        "enable_namespace_labels": false,
+        "enable_namespace_labels": "true",
         "experimental": {},
+        "max_pod_list_bytes": "134217728",
     }))
     .unwrap();
     assert_eq!(
@@ -422,6 +702,8 @@ fn every_key_is_read_with_lenient_values() {
             reload_interval: Duration::from_secs(90),
             disable_container_selectors: true,
             verbose_container_locator_logs: true,
+            enable_namespace_labels: true,
+            max_pod_list_bytes: Some(128 * 1024 * 1024),
         }
     );
 
@@ -510,14 +792,6 @@ fn spire_configuration_errors() {
 fn unsupported_features_are_refused_by_name() {
     for (data, name) in [
         (
-            json!({"enable_namespace_labels": true}),
-            "enable_namespace_labels",
-        ),
-        (
-            json!({"enable_namespace_labels": "true"}),
-            "enable_namespace_labels",
-        ),
-        (
             json!({"experimental": {"sigstore": {"allowed_identities": {}}}}),
             "experimental.sigstore",
         ),
@@ -530,6 +804,51 @@ fn unsupported_features_are_refused_by_name() {
         assert!(matches!(error, crate::Error::Config(_)), "{data}");
         assert!(error.to_string().contains(name), "{data}: {error}");
         assert!(error.to_string().contains("not supported"), "{error}");
+    }
+}
+
+#[test]
+fn max_pod_list_bytes_is_a_lenient_integer_of_at_least_one_mib() {
+    assert_eq!(parse(json!({})).unwrap().max_pod_list_bytes, None);
+    assert_eq!(
+        parse(json!({"max_pod_list_bytes": 1_048_576}))
+            .unwrap()
+            .max_pod_list_bytes,
+        Some(1024 * 1024)
+    );
+    assert_eq!(
+        parse(json!({"max_pod_list_bytes": "268435456"}))
+            .unwrap()
+            .max_pod_list_bytes,
+        Some(256 * 1024 * 1024)
+    );
+    for too_small in [json!(1_048_575), json!("4096"), json!(0), json!(-1)] {
+        let error = parse(json!({"max_pod_list_bytes": too_small})).unwrap_err();
+        assert!(matches!(error, crate::Error::Config(_)), "{too_small}");
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "invalid configuration: max_pod_list_bytes must be at least 1048576 bytes \
+                 (1 MiB), got {}",
+                too_small
+                    .as_i64()
+                    .unwrap_or_else(|| too_small.as_str().unwrap().parse().unwrap())
+            )
+        );
+    }
+    let error = config_error(json!({"max_pod_list_bytes": "64MiB"}));
+    assert!(error.contains("not a number"), "{error}");
+}
+
+#[test]
+fn enable_namespace_labels_is_accepted() {
+    assert!(!parse(json!({})).unwrap().enable_namespace_labels);
+    for on in [json!(true), json!("true")] {
+        assert!(
+            parse(json!({"enable_namespace_labels": on}))
+                .unwrap()
+                .enable_namespace_labels
+        );
     }
 }
 
