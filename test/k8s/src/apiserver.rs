@@ -264,6 +264,20 @@ impl TestApiServer {
             .expect("the server owns the counter");
     }
 
+    /// Requests the store has answered so far (faulted ones excepted).
+    pub fn answered_count(&self) -> usize {
+        *self.state.answered.borrow()
+    }
+
+    /// Waits until the store has answered `count` requests: their writes are visible then.
+    pub async fn wait_for_answers(&self, count: usize) {
+        let mut answered = self.state.answered.subscribe();
+        answered
+            .wait_for(|n| *n >= count)
+            .await
+            .expect("the server owns the counter");
+    }
+
     /// TCP connections accepted so far (keep-alive reuse keeps this low).
     pub fn connections(&self) -> usize {
         self.server.connections()

@@ -146,3 +146,6 @@ impl BundleOutlets {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -64,6 +64,8 @@ pub(crate) struct State {
     pub(crate) reviews: Mutex<HashMap<String, TokenReviewOutcome>>,
     pub(crate) log: Mutex<Vec<RecordedRequest>>,
     pub(crate) requests: watch::Sender<usize>,
+    /// Requests answered by the store so far (a write is visible once counted here).
+    pub(crate) answered: watch::Sender<usize>,
     pub(crate) faults: Mutex<Vec<Fault>>,
 }
 
@@ -77,6 +79,7 @@ impl State {
             reviews: Mutex::new(HashMap::new()),
             log: Mutex::new(Vec::new()),
             requests: watch::channel(0).0,
+            answered: watch::channel(0).0,
             faults: Mutex::new(Vec::new()),
         }
     }
@@ -124,8 +127,11 @@ impl State {
 
     /// Answers an (already recorded, fault-free) request.
     pub(crate) fn handle(&self, request: &ApiRequest) -> Reply {
-        self.try_handle(request)
-            .unwrap_or_else(|status| Reply::new(status.http_code(), &status))
+        let reply = self
+            .try_handle(request)
+            .unwrap_or_else(|status| Reply::new(status.http_code(), &status));
+        self.answered.send_modify(|count| *count += 1);
+        reply
     }
 
     fn try_handle(&self, request: &ApiRequest) -> Result<Reply, Status> {
