@@ -438,6 +438,15 @@ async fn seed_manual_registration_end_to_end() {
         &["run", "-config", "conf/server.conf"],
     );
     wait_server_healthy(&mut procs, &server_socket).await;
+    // The 2022 server.conf's `default_svid_ttl` is accepted as SPIRE <= 1.5 did, with its
+    // deprecation warning in the log.
+    let server_log = std::fs::read_to_string(dir.join("server.log")).unwrap();
+    assert!(
+        server_log
+            .lines()
+            .any(|l| l.contains("WARN") && l.contains("default_svid_ttl")),
+        "no default_svid_ttl warning in the server log"
+    );
 
     // k8sbundle fills the ConfigMap; the kubelet projects it into the agent's pod.
     let config_map = "/api/v1/namespaces/spire/configmaps/trust-bundle";
