@@ -35,45 +35,29 @@ pub fn shared_testdata(sub: &str) -> Option<PathBuf> {
     }
 }
 
-/// The value of `<key>: |` (a literal block scalar, as ConfigMaps in Kubernetes manifests
-/// carry files) in a YAML manifest: the indented lines below it, de-indented. `None` when the
-/// key is absent.
-pub fn manifest_block(manifest: &str, key: &str) -> Option<String> {
-    let mut lines = manifest.lines();
-    let header = format!("{key}: |");
-    let start = lines.by_ref().find(|l| l.trim() == header)?;
-    let key_indent = start.len() - start.trim_start().len();
-    let body: Vec<&str> = lines
-        .take_while(|l| l.trim().is_empty() || l.len() - l.trim_start().len() > key_indent)
-        .collect();
-    let indent = body
-        .iter()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| l.len() - l.trim_start().len())
-        .min()
-        .unwrap_or(0);
-    let mut text: String = body
-        .iter()
-        .map(|l| format!("{}\n", l.get(indent..).unwrap_or("")))
-        .collect();
-    let trimmed = text.trim_end().len();
-    text.truncate(trimmed);
-    text.push('\n');
-    Some(text)
+/// Every object of a multi-document YAML manifest (the files users `kubectl apply`).
+pub fn manifest_objects(path: &std::path::Path) -> Vec<serde_json::Value> {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_saphyr::from_multiple(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn manifest_block_reads_a_literal_block() {
-        let manifest = "data:\n  a.conf: |\n    one {\n      two = 2\n    }\n\n    three\n  b.conf: |\n    x\n---\n";
-        assert_eq!(
-            manifest_block(manifest, "a.conf").unwrap(),
-            "one {\n  two = 2\n}\n\nthree\n"
-        );
-        assert_eq!(manifest_block(manifest, "b.conf").unwrap(), "x\n");
-        assert!(manifest_block(manifest, "c.conf").is_none());
-    }
+/// `data[key]` of ConfigMap `namespace/name` among a manifest's objects (a file a pod
+/// mounts, such as `server.conf`).
+pub fn config_map_data(
+    objects: &[serde_json::Value],
+    namespace: &str,
+    name: &str,
+    key: &str,
+) -> String {
+    objects
+        .iter()
+        .find(|o| {
+            o["kind"] == "ConfigMap"
+                && o["metadata"]["namespace"] == namespace
+                && o["metadata"]["name"] == name
+        })
+        .and_then(|o| o["data"][key].as_str())
+        .unwrap_or_else(|| panic!("no ConfigMap {namespace}/{name} with data[{key:?}]"))
+        .to_owned()
 }

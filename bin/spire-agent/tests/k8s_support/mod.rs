@@ -44,28 +44,16 @@ pub struct Quickstart {
 impl Quickstart {
     /// Reads `spire-quickstart.yaml` in `dir` (every document of it).
     pub fn load(dir: &Path) -> Self {
-        let text = std::fs::read_to_string(dir.join("spire-quickstart.yaml")).unwrap();
-        let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
-        let find = |kind: &str, namespace: &str, name: &str| {
-            docs.iter()
-                .find(|d| {
-                    d["kind"] == kind
-                        && d["metadata"]["namespace"] == namespace
-                        && d["metadata"]["name"] == name
-                })
-                .unwrap_or_else(|| panic!("no {kind} {namespace}/{name} in the quickstart"))
-                .clone()
-        };
-        let conf = |name: &str, key: &str| {
-            find("ConfigMap", "spire", name)["data"][key]
-                .as_str()
-                .unwrap_or_else(|| panic!("ConfigMap spire/{name} has no {key}"))
-                .to_owned()
-        };
+        let docs = spire_test::manifest_objects(&dir.join("spire-quickstart.yaml"));
+        let conf = |name: &str, key: &str| spire_test::config_map_data(&docs, "spire", name, key);
         Self {
             server_conf: conf("spire-server", "server.conf"),
             agent_conf: conf("spire-agent", "agent.conf"),
-            trust_bundle: find("ConfigMap", "spire", "trust-bundle"),
+            trust_bundle: docs
+                .iter()
+                .find(|d| d["kind"] == "ConfigMap" && d["metadata"]["name"] == "trust-bundle")
+                .expect("the seed's ConfigMap spire/trust-bundle")
+                .clone(),
         }
     }
 }

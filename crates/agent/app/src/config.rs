@@ -616,8 +616,8 @@ plugins {
             let Some(dir) = spire_test::shared_testdata(dir) else {
                 return;
             };
-            let manifest = std::fs::read_to_string(dir.join("spire-quickstart.yaml")).unwrap();
-            let text = spire_test::manifest_block(&manifest, "agent.conf").unwrap();
+            let manifest = spire_test::manifest_objects(&dir.join("spire-quickstart.yaml"));
+            let text = spire_test::config_map_data(&manifest, "spire", "spire-agent", "agent.conf");
             let config = resolve_text(&text, &Overrides::default())
                 .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
             assert_eq!(

@@ -199,8 +199,8 @@ fn istio_quickstart_server_confs_resolve_unchanged() {
         let Some(dir) = spire_test::shared_testdata(dir) else {
             return;
         };
-        let manifest = std::fs::read_to_string(dir.join("spire-quickstart.yaml")).unwrap();
-        let text = spire_test::manifest_block(&manifest, "server.conf").unwrap();
+        let manifest = spire_test::manifest_objects(&dir.join("spire-quickstart.yaml"));
+        let text = spire_test::config_map_data(&manifest, "spire", "spire-server", "server.conf");
         let config = ServerConfig::from_text(&text, &Overrides::default())
             .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
         let NodeAttestorChoice::K8sPsat(psat) = &config.plugins.node_attestors[0] else {
@@ -220,8 +220,8 @@ fn istio_quickstart_server_confs_resolve_unchanged() {
     }
     // The 2022 server.conf's `default_svid_ttl = "1h"` is the deprecated X.509 SVID TTL.
     if let Some(dir) = spire_test::shared_testdata("istio-1.14-samples") {
-        let manifest = std::fs::read_to_string(dir.join("spire-quickstart.yaml")).unwrap();
-        let text = spire_test::manifest_block(&manifest, "server.conf").unwrap();
+        let manifest = spire_test::manifest_objects(&dir.join("spire-quickstart.yaml"));
+        let text = spire_test::config_map_data(&manifest, "spire", "spire-server", "server.conf");
         let config = ServerConfig::from_text(&text, &Overrides::default()).unwrap();
         assert_eq!(
             config.ca.default_x509_svid_ttl,
