@@ -46,9 +46,6 @@ pub enum Error {
     /// TLS set-up failed.
     #[error("tls: {0}")]
     Tls(String),
-    /// A gRPC server failed.
-    #[error("grpc server: {0}")]
-    Serve(#[from] tonic::transport::Error),
     /// A long-running task panicked, failed or ended early; the message names it.
     #[error(transparent)]
     Task(#[from] spire_task::Error),
