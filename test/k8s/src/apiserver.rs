@@ -15,19 +15,33 @@ use serde_json::Value;
 use crate::pki::{IssuedCert, TestCa, server_config};
 use crate::serve::{self, Abort, Body, Peer, Server};
 
+mod control;
 mod json;
+mod lifecycle;
+mod list;
+mod manifest;
+mod patch;
 mod path;
+mod resources;
+mod selector;
 mod state;
 mod status;
 mod store;
+mod strategic;
 #[cfg(test)]
 mod tests;
+mod verbs;
+mod watch;
 
 use crate::lock;
+use lifecycle::{Deletion, Propagation};
 use path::Target;
+use resources::ResourceInfo;
 use state::{ApiRequest, State};
 use status::Status;
+use store::Answer;
 
+pub use manifest::ManifestError;
 pub use state::DEFAULT_AUDIENCE;
 
 /// A test kube-apiserver: bearer-token (or client-certificate) authentication, a generic
@@ -159,16 +173,51 @@ impl TestApiServer {
         path
     }
 
-    /// Declares a resource's kind and scope (CRDs; the core and common resources are
-    /// known). Unknown resources are still served, in the scope their path uses.
+    /// Declares a resource's kind and scope, as a CRD without subresources would (custom
+    /// resource semantics: `metadata.generation`, PUT needs `metadata.resourceVersion`,
+    /// DELETE answers with the object). The built-in resources and SPIRE's CRDs are known;
+    /// unknown resources are still served, in the scope their path uses.
     pub fn register_resource(&self, group: &str, resource: &str, kind: &str, namespaced: bool) {
-        lock(&self.state.store).register(group, resource, kind, namespaced);
+        lock(&self.state.store).register(
+            group,
+            resource,
+            ResourceInfo::custom(kind, namespaced, false),
+        );
+    }
+
+    /// [`register_resource`](Self::register_resource) for a CRD with the `status`
+    /// subresource: writes to the object keep its stored `.status`, writes to
+    /// `<object>/status` change only `.status`, and a create drops `.status`.
+    pub fn register_resource_with_status(
+        &self,
+        group: &str,
+        resource: &str,
+        kind: &str,
+        namespaced: bool,
+    ) {
+        lock(&self.state.store).register(
+            group,
+            resource,
+            ResourceInfo::custom(kind, namespaced, true),
+        );
+    }
+
+    /// (Re-)declares SPIRE's CRDs, all with the status subresource (they are known from the
+    /// start; this undoes a test's re-registration): `spire.spiffe.io/v1alpha1`
+    /// `clusterspiffeids`, `clusterfederatedtrustdomains` and `clusterstaticentries`
+    /// (cluster-scoped) and `spiffeid.spiffe.io/v1beta1` `spiffeids` (namespaced).
+    pub fn register_spire_crds(&self) {
+        lock(&self.state.store)
+            .resources_mut()
+            .register_spire_crds();
     }
 
     /// Stores `object` at an item path (`/api/v1/namespaces/ns/configmaps/x`) or under a
-    /// collection path (name from `metadata.name`), replacing any object there. A given
-    /// `metadata.uid` / `creationTimestamp` is kept, else assigned; the resourceVersion is
-    /// the next of the server's counter. Returns the stored object.
+    /// collection path (name from `metadata.name`), replacing any object there, as is (no
+    /// status-subresource or finalizer rules). A given `metadata.uid` / `creationTimestamp`
+    /// is kept, else the replaced object's, else assigned; the resourceVersion is the next of
+    /// the server's counter; watches see the change. Storing a CustomResourceDefinition
+    /// declares its resource. Returns the stored object.
     pub fn put_object(&self, path: &str, object: Value) -> Value {
         let target = target(path);
         lock(&self.state.store).put(&target, object, &state::now())
@@ -179,14 +228,49 @@ impl TestApiServer {
         lock(&self.state.store).object(&target(path))
     }
 
-    /// Removes the object at an item path, returning it.
+    /// Removes the object at an item path at once, whatever its finalizers, returning it
+    /// (watches see DELETED; its dependents are garbage-collected).
     pub fn delete_object(&self, path: &str) -> Option<Value> {
-        lock(&self.state.store).take(&target(path))
+        lock(&self.state.store).take(&target(path), &state::now())
+    }
+
+    /// Deletes the object at an item path as a background-propagation DELETE request does:
+    /// with finalizers it only gets `metadata.deletionTimestamp` (and is returned in that
+    /// state); without, it is removed (and its last state returned). `None` when absent.
+    pub fn request_deletion(&self, path: &str) -> Option<Value> {
+        let target = target(path);
+        let name = target.name.as_deref()?;
+        let namespace = target.namespace.as_deref().unwrap_or("");
+        let key = store::key(&target, namespace, name);
+        let now = state::now();
+        let mut store = lock(&self.state.store);
+        let deletion = store.delete_key(&key, Propagation::Background, &now);
+        store.settle(&now);
+        match deletion? {
+            Deletion::Pending(object) | Deletion::Removed(object) => Some(object),
+        }
     }
 
     /// The objects under a collection path, in list order.
     pub fn list_objects(&self, path: &str) -> Vec<Value> {
         lock(&self.state.store).objects(&target(path))
+    }
+
+    /// Stores every object of a multi-document YAML manifest (`kind: List` documents
+    /// expanded) as [`put_object`](Self::put_object) does, at the path of its `apiVersion`
+    /// and `kind` (CRDs earlier in the manifest declare theirs; unknown kinds get the
+    /// guessed plural, namespaced when they have a namespace) in its namespace, `default`
+    /// when a namespaced object has none. Returns the stored objects in manifest order.
+    pub fn apply_manifest(&self, yaml: &str) -> Result<Vec<Value>, ManifestError> {
+        let objects = manifest::documents(yaml)?;
+        let now = state::now();
+        let mut store = lock(&self.state.store);
+        let mut stored = Vec::with_capacity(objects.len());
+        for (index, object) in objects.into_iter().enumerate() {
+            let target = store.manifest_target(index, &object)?;
+            stored.push(store.put(&target, object, &now));
+        }
+        Ok(stored)
     }
 
     /// Stores a pod at `/api/v1/namespaces/<metadata.namespace>/pods/<metadata.name>`.
@@ -212,6 +296,25 @@ impl TestApiServer {
         self.put_object(
             &format!("/api/v1/namespaces/{namespace}/configmaps"),
             config_map,
+        )
+    }
+
+    /// Stores an active namespace `name` with `labels` (see
+    /// [`namespace_json`](crate::namespace_json)).
+    pub fn put_namespace(&self, name: &str, labels: &[(&str, &str)]) -> Value {
+        self.put_object("/api/v1/namespaces", crate::namespace_json(name, labels))
+    }
+
+    /// Stores an Endpoints object (see [`EndpointsBuilder`](crate::EndpointsBuilder)) at
+    /// `/api/v1/namespaces/<metadata.namespace>/endpoints/<metadata.name>`.
+    pub fn put_endpoints(&self, endpoints: Value) -> Value {
+        let namespace = endpoints["metadata"]["namespace"]
+            .as_str()
+            .expect("an Endpoints object has metadata.namespace")
+            .to_owned();
+        self.put_object(
+            &format!("/api/v1/namespaces/{namespace}/endpoints"),
+            endpoints,
         )
     }
 
@@ -334,7 +437,10 @@ async fn serve_request(
         }
         None => state.handle(&request),
     };
-    Ok(json_response(reply.code, reply.body))
+    Ok(match reply {
+        Answer::Reply(reply) => json_response(reply.code, reply.body),
+        Answer::Watch(start) => watch::respond(state, *start),
+    })
 }
 
 fn json_response(code: u16, body: Vec<u8>) -> Response<Body> {

@@ -1,5 +1,5 @@
 //! Realistic Kubernetes JSON for tests: pods as the kubelet and apiserver return them,
-//! nodes, ConfigMaps and TokenReview users.
+//! nodes, namespaces, Endpoints, ConfigMaps and TokenReview users.
 
 use std::collections::BTreeMap;
 
@@ -324,4 +324,129 @@ fn stable_uid(seed: &str) -> String {
         .with_version(uuid::Version::Random)
         .into_uuid()
         .to_string()
+}
+
+/// An active namespace with `labels`, as `GET namespace` returns it.
+pub fn namespace_json(name: &str, labels: &[(&str, &str)]) -> Value {
+    let mut all: BTreeMap<&str, &str> = labels.iter().copied().collect();
+    all.entry("kubernetes.io/metadata.name").or_insert(name);
+    json!({
+        "kind": "Namespace",
+        "apiVersion": "v1",
+        "metadata": {"name": name, "labels": all},
+        "spec": {"finalizers": ["kubernetes"]},
+        "status": {"phase": "Active"},
+    })
+}
+
+/// Builds an Endpoints object (`/api/v1/namespaces/<ns>/endpoints/<service>`) as the
+/// endpoints controller writes it: one subset with ready and not-ready addresses (each with
+/// a pod `targetRef`) and ports.
+#[derive(Clone, Debug)]
+pub struct EndpointsBuilder {
+    name: String,
+    namespace: String,
+    labels: BTreeMap<String, String>,
+    addresses: Vec<Value>,
+    not_ready: Vec<Value>,
+    ports: Vec<Value>,
+}
+
+// === impl EndpointsBuilder ===
+
+impl EndpointsBuilder {
+    /// The Endpoints of Service `namespace/name`, without addresses or ports.
+    pub fn new(namespace: &str, name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            namespace: namespace.to_owned(),
+            labels: BTreeMap::new(),
+            addresses: Vec::new(),
+            not_ready: Vec::new(),
+            ports: Vec::new(),
+        }
+    }
+
+    /// A ready address `ip` of pod `pod_name` (`pod_uid`) on `node` (omitted when empty).
+    pub fn address(mut self, ip: &str, pod_name: &str, pod_uid: &str, node: &str) -> Self {
+        let address = self.address_json(ip, Some((pod_name, pod_uid)), node);
+        self.addresses.push(address);
+        self
+    }
+
+    /// A not-ready address `ip` of pod `pod_name` (`pod_uid`) on `node` (omitted when empty).
+    pub fn not_ready_address(
+        mut self,
+        ip: &str,
+        pod_name: &str,
+        pod_uid: &str,
+        node: &str,
+    ) -> Self {
+        let address = self.address_json(ip, Some((pod_name, pod_uid)), node);
+        self.not_ready.push(address);
+        self
+    }
+
+    /// A ready address without a `targetRef` (e.g. a manually managed endpoint).
+    pub fn address_without_target(mut self, ip: &str) -> Self {
+        let address = self.address_json(ip, None, "");
+        self.addresses.push(address);
+        self
+    }
+
+    /// A TCP port (`name` omitted when empty).
+    pub fn port(mut self, name: &str, port: u16) -> Self {
+        let mut entry = json!({"port": port, "protocol": "TCP"});
+        if !name.is_empty() {
+            entry["name"] = name.into();
+        }
+        self.ports.push(entry);
+        self
+    }
+
+    /// A `metadata.labels` entry.
+    pub fn label(mut self, key: &str, value: &str) -> Self {
+        self.labels.insert(key.to_owned(), value.to_owned());
+        self
+    }
+
+    fn address_json(&self, ip: &str, pod: Option<(&str, &str)>, node: &str) -> Value {
+        let mut address = json!({"ip": ip});
+        if !node.is_empty() {
+            address["nodeName"] = node.into();
+        }
+        if let Some((name, uid)) = pod {
+            address["targetRef"] = json!({
+                "kind": "Pod",
+                "namespace": self.namespace,
+                "name": name,
+                "uid": uid,
+            });
+        }
+        address
+    }
+
+    /// The Endpoints JSON (no `subsets` when there are no addresses, as for a Service
+    /// without ready or pending pods).
+    pub fn build(self) -> Value {
+        let mut metadata = json!({"name": self.name, "namespace": self.namespace});
+        if !self.labels.is_empty() {
+            metadata["labels"] = json!(self.labels);
+        }
+        let mut endpoints = json!({"kind": "Endpoints", "apiVersion": "v1", "metadata": metadata});
+        if !self.addresses.is_empty() || !self.not_ready.is_empty() {
+            let mut subset = Map::new();
+            if !self.addresses.is_empty() {
+                subset.insert("addresses".into(), Value::Array(self.addresses));
+            }
+            if !self.not_ready.is_empty() {
+                subset.insert("notReadyAddresses".into(), Value::Array(self.not_ready));
+            }
+            if !self.ports.is_empty() {
+                subset.insert("ports".into(), Value::Array(self.ports));
+            }
+            endpoints["subsets"] = json!([subset]);
+        }
+        endpoints
+    }
 }

@@ -3,9 +3,30 @@
 //! [`TestApiServer`] is a generic object store behind the apiserver's REST paths (core
 //! `/api/v1` and `/apis/<group>/<version>`, namespaced and cluster-scoped), with one
 //! resourceVersion counter, the real `Status` errors, TokenReview, a request log and fault
-//! injection. [`TestKubelet`] serves `/pods` with switchable misbehaviour. The builders make
-//! realistic pods, nodes, ConfigMaps and TokenReview users. Everything runs on the calling
-//! tokio runtime; nothing here needs a binary.
+//! injection. It serves what a kube-rs controller relies on:
+//!
+//! - lists with label (`=`, `==`, `!=`, `in`, `notin`, `k`, `!k`) and field selectors,
+//!   cluster-wide lists of namespaced resources, and `limit`/`continue` paging over a
+//!   consistent snapshot (`<Kind>List` with `metadata.resourceVersion` and `continue`);
+//! - watches (`?watch=true`): synthetic ADDED events for `resourceVersion` `""`/`"0"`,
+//!   replay from a bounded history for a later one (`410 Expired` ERROR event when it is
+//!   older), selector transitions as ADDED/DELETED, periodic BOOKMARKs with
+//!   `allowWatchBookmarks`, `sendInitialEvents`, `timeoutSeconds`, over HTTP/1.1 chunked or
+//!   HTTP/2;
+//! - the `status` subresource (SPIRE's CRDs and built-ins have it; tests can declare more),
+//!   `metadata.generation`, optimistic concurrency (`409 Conflict` on a stale
+//!   `resourceVersion`, `409 AlreadyExists`), JSON merge, strategic merge (by the merge keys
+//!   of the common lists, e.g. `webhooks` by `name`; refused for custom resources), JSON
+//!   (RFC 6902) and simplified server-side apply patches, on objects and on `/status`;
+//! - finalizers (`deletionTimestamp` until they are cleared), garbage collection of
+//!   dependents by `ownerReferences` (background, foreground, orphan), namespaces that empty
+//!   before they go, and CRDs that declare their resource when stored.
+//!
+//! Test knobs expire the watch history or continue tokens, close watches, count open ones,
+//! and await a stored state ([`TestApiServer::wait_for`]) without polling.
+//! [`TestKubelet`] serves `/pods` with switchable misbehaviour. The builders make realistic
+//! pods, nodes, namespaces, Endpoints, ConfigMaps and TokenReview users. Everything runs on
+//! the calling tokio runtime; nothing here needs a binary.
 #![forbid(unsafe_code)]
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -16,9 +37,12 @@ mod kubelet;
 mod pki;
 mod serve;
 
-pub use apiserver::{DEFAULT_AUDIENCE, Fault, RecordedRequest, TestApiServer, TokenReviewOutcome};
+pub use apiserver::{
+    DEFAULT_AUDIENCE, Fault, ManifestError, RecordedRequest, TestApiServer, TokenReviewOutcome,
+};
 pub use builders::{
-    PodBuilder, config_map_json, node_json, service_account_username, token_review_user,
+    EndpointsBuilder, PodBuilder, config_map_json, namespace_json, node_json,
+    service_account_username, token_review_user,
 };
 pub use kubelet::{
     KubeletBehavior, KubeletRequest, TestKubelet, TestKubeletAuth, TestKubeletConfig,

@@ -48,6 +48,9 @@ pub(super) fn carry_over(old: &Value, new: &mut Value) {
         "uid",
         "creationTimestamp",
         "resourceVersion",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
     ] {
         match old_meta.get(field) {
             Some(value) => meta.insert(field.into(), value.clone()),
@@ -104,15 +107,6 @@ pub(super) fn parse_yaml(body: &[u8]) -> Result<Value, Status> {
             "unable to decode the applied configuration: {error}"
         ))),
     }
-}
-
-/// A dotted field path (`metadata.name`, `spec.nodeName`) as a string.
-pub(super) fn field<'a>(object: &'a Value, path: &str) -> Option<&'a str> {
-    let pointer: String = path
-        .split('.')
-        .map(|part| format!("/{}", escape_pointer(part)))
-        .collect();
-    object.pointer(&pointer).and_then(Value::as_str)
 }
 
 pub(super) fn escape_pointer(part: &str) -> String {

@@ -40,6 +40,10 @@ impl Target {
             _ => return None,
         };
         let (namespace, rest) = match rest {
+            // A namespace's own subresources, not a resource in it.
+            [ns, _, sub] if ns == "namespaces" && (sub == "status" || sub == "finalize") => {
+                (None, rest)
+            }
             [ns, namespace, rest @ ..] if ns == "namespaces" && !rest.is_empty() => {
                 (Some(namespace.clone()), rest)
             }
@@ -97,50 +101,11 @@ fn percent_decode(text: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// One requirement of an equality-based label or field selector.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Requirement {
-    Equals(String, String),
-    NotEquals(String, String),
-    Exists(String),
-    NotExists(String),
-}
-
-/// Parses `k=v`, `k==v`, `k!=v`, `k` and `!k`, comma-separated. Set-based forms
-/// (`k in (a,b)`) are not supported.
-pub(crate) fn parse_selector(text: &str) -> Result<Vec<Requirement>, String> {
-    let mut requirements = Vec::new();
-    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let requirement = if let Some((k, v)) = part.split_once("!=") {
-            Requirement::NotEquals(k.trim().to_owned(), v.trim().to_owned())
-        } else if let Some((k, v)) = part.split_once("==") {
-            Requirement::Equals(k.trim().to_owned(), v.trim().to_owned())
-        } else if let Some((k, v)) = part.split_once('=') {
-            Requirement::Equals(k.trim().to_owned(), v.trim().to_owned())
-        } else if let Some(k) = part.strip_prefix('!') {
-            Requirement::NotExists(k.trim().to_owned())
-        } else if part.contains(' ') || part.contains('(') {
-            return Err(format!(
-                "unable to parse requirement {part:?}: set-based selectors are not supported by \
-                 the test apiserver"
-            ));
-        } else {
-            Requirement::Exists(part.to_owned())
-        };
-        requirements.push(requirement);
+/// A boolean query parameter as Go's `strconv.ParseBool` reads it (`true`, `1`, `t`, ...).
+pub(crate) fn query_flag(query: &str, key: &str) -> Option<bool> {
+    match query_param(query, key)?.as_str() {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
     }
-    Ok(requirements)
-}
-
-/// Whether `lookup` (a label or field lookup) satisfies every requirement.
-pub(crate) fn matches<'a>(
-    requirements: &[Requirement],
-    lookup: impl Fn(&str) -> Option<&'a str>,
-) -> bool {
-    requirements.iter().all(|r| match r {
-        Requirement::Equals(k, v) => lookup(k) == Some(v.as_str()),
-        Requirement::NotEquals(k, v) => lookup(k) != Some(v.as_str()),
-        Requirement::Exists(k) => lookup(k).is_some(),
-        Requirement::NotExists(k) => lookup(k).is_none(),
-    })
 }

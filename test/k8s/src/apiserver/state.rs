@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use super::path::Target;
 use super::status::{Status, reason_for};
-use super::store::{Reply, Store};
+use super::store::{Answer, Reply, Store};
 use super::{Fault, RecordedRequest, TokenReviewOutcome};
 use crate::lock;
 
@@ -125,19 +125,23 @@ impl State {
         Some(action)
     }
 
-    /// Answers an (already recorded, fault-free) request.
-    pub(crate) fn handle(&self, request: &ApiRequest) -> Reply {
-        let reply = self
+    /// Answers an (already recorded, fault-free) request; a watch is answered once it is
+    /// registered.
+    pub(crate) fn handle(&self, request: &ApiRequest) -> Answer {
+        let answer = self
             .try_handle(request)
-            .unwrap_or_else(|status| Reply::new(status.http_code(), &status));
+            .unwrap_or_else(|status| Reply::new(status.http_code(), &status).into());
         self.answered.send_modify(|count| *count += 1);
-        reply
+        answer
     }
 
-    fn try_handle(&self, request: &ApiRequest) -> Result<Reply, Status> {
+    fn try_handle(&self, request: &ApiRequest) -> Result<Answer, Status> {
         self.authenticate(request)?;
         if request.path.trim_end_matches('/') == TOKEN_REVIEWS && request.method == Method::POST {
-            return self.token_review(&request.body);
+            return self.token_review(&request.body).map(Answer::Reply);
+        }
+        if request.path == "/version" && request.method == Method::GET {
+            return Ok(Reply::new(200, &version()).into());
         }
         let target = Target::parse(&request.path).ok_or_else(Status::no_such_resource)?;
         lock(&self.store).handle(
@@ -215,6 +219,21 @@ impl State {
             },
         ))
     }
+}
+
+/// What `GET /version` answers: the Kubernetes version the fake models.
+fn version() -> Value {
+    json!({
+        "major": "1",
+        "minor": "33",
+        "gitVersion": "v1.33.0",
+        "gitCommit": "0000000000000000000000000000000000000000",
+        "gitTreeState": "clean",
+        "buildDate": "2025-04-23T13:00:00Z",
+        "goVersion": "go1.24.2",
+        "compiler": "gc",
+        "platform": "linux/amd64",
+    })
 }
 
 /// The wall time as RFC 3339 UTC with whole seconds, as the apiserver writes timestamps.

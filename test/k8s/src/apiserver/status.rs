@@ -8,7 +8,7 @@ use serde::Serialize;
 pub(crate) struct Status {
     kind: &'static str,
     api_version: &'static str,
-    metadata: Empty,
+    metadata: StatusMeta,
     status: &'static str,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub(crate) message: String,
@@ -20,8 +20,12 @@ pub(crate) struct Status {
     pub(crate) code: u16,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
-struct Empty {}
+/// `metadata` of a status: empty but for the continue token of an expired list.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+struct StatusMeta {
+    #[serde(rename = "continue", skip_serializing_if = "Option::is_none")]
+    continue_token: Option<Box<str>>,
+}
 
 /// `details` of a status: the object it is about.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -54,7 +58,7 @@ impl Status {
         Self {
             kind: "Status",
             api_version: "v1",
-            metadata: Empty {},
+            metadata: StatusMeta::default(),
             status: "Failure",
             message: message.into(),
             reason: reason_for(code),
@@ -146,14 +150,20 @@ impl Status {
         Self::failure(405, message)
     }
 
-    /// `415 UnsupportedMediaType`.
-    pub(crate) fn unsupported_media_type(content_type: &str) -> Self {
+    /// `415 UnsupportedMediaType` for a PATCH body type the resource does not take (custom
+    /// resources take no strategic merge patch).
+    pub(crate) fn unsupported_media_type(custom: bool) -> Self {
+        let strategic = if custom {
+            ""
+        } else {
+            "application/strategic-merge-patch+json, "
+        };
         Self::failure(
             415,
             format!(
-                "the body of the request was in an unknown format ({content_type:?}) - accepted \
-                 media types include: application/merge-patch+json, \
-                 application/strategic-merge-patch+json, application/apply-patch+yaml"
+                "the body of the request was in an unknown format - accepted media types \
+                 include: application/json-patch+json, application/merge-patch+json, \
+                 {strategic}application/apply-patch+yaml"
             ),
         )
     }
@@ -163,7 +173,7 @@ impl Status {
         Self {
             kind: "Status",
             api_version: "v1",
-            metadata: Empty {},
+            metadata: StatusMeta::default(),
             status: "Success",
             message: String::new(),
             reason: "",
@@ -173,6 +183,46 @@ impl Status {
             })),
             code: 0,
         }
+    }
+
+    /// `410 Expired`.
+    pub(crate) fn expired(message: impl Into<String>) -> Self {
+        Self::failure(410, message)
+    }
+
+    /// The `410 Expired` of a list continued with an expired token; `inconsistent` continues
+    /// the list from the current state.
+    pub(crate) fn continue_expired(inconsistent: Option<String>) -> Self {
+        let mut status = Self::expired(
+            "The provided continue parameter is too old to display a consistent list result. \
+             You can start a new list without the continue parameter, or use the continue \
+             token in this response to retrieve the remainder of the results. Continuing with \
+             the provided token results in an inconsistent list - objects that were created, \
+             modified, or deleted between the time the first chunk was returned and now may \
+             show up in the list.",
+        );
+        status.metadata.continue_token = inconsistent.map(String::into_boxed_str);
+        status
+    }
+
+    /// `403 Forbidden` for an object of `resource`.
+    pub(crate) fn forbidden(group: &str, resource: &str, name: &str, why: &str) -> Self {
+        Self::failure(
+            403,
+            format!(
+                "{} {name:?} is forbidden: {why}",
+                qualified(group, resource)
+            ),
+        )
+        .with_details(Self::about(group, resource, name))
+    }
+
+    /// `422 Invalid` without details (what a failed JSON patch answers).
+    pub(crate) fn unprocessable() -> Self {
+        Self::failure(
+            422,
+            "the server rejected our request due to an error in our request",
+        )
     }
 
     /// The HTTP status code to answer with.

@@ -5,7 +5,8 @@ use serde_json::{Value, json};
 
 use super::path::{Target, query_param};
 use super::state::{ApiRequest, State, rfc3339};
-use super::store::{APPLY_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH};
+use super::store::{Answer, Reply};
+use super::verbs::{APPLY_PATCH, JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH};
 use super::{Fault, TokenReviewOutcome};
 use crate::lock;
 
@@ -25,9 +26,17 @@ fn request(method: &str, path: &str, content_type: &str, body: &[u8]) -> ApiRequ
     }
 }
 
+/// Answers a request that is not a watch.
+fn handle(state: &State, request: &ApiRequest) -> Reply {
+    match state.handle(request) {
+        Answer::Reply(reply) => reply,
+        Answer::Watch(_) => panic!("a watch"),
+    }
+}
+
 /// Sends a request; returns the code and the raw body.
 fn raw(state: &State, method: &str, path: &str, content_type: &str, body: &str) -> (u16, String) {
-    let reply = state.handle(&request(method, path, content_type, body.as_bytes()));
+    let reply = handle(state, &request(method, path, content_type, body.as_bytes()));
     (reply.code, String::from_utf8(reply.body).unwrap())
 }
 
@@ -160,17 +169,17 @@ fn errors_are_real_status_objects() {
 
     let mut unauthenticated = request("GET", CMS, "", b"");
     unauthenticated.authorization = Some("Bearer wrong".into());
-    let reply = state.handle(&unauthenticated);
+    let reply = handle(&state, &unauthenticated);
     assert_eq!(reply.code, 401);
     assert_eq!(
         String::from_utf8(reply.body).unwrap(),
         r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Unauthorized","reason":"Unauthorized","code":401}"#
     );
     unauthenticated.authorization = None;
-    assert_eq!(state.handle(&unauthenticated).code, 401);
+    assert_eq!(handle(&state, &unauthenticated).code, 401);
     unauthenticated.client_cert_user = Some("admin".into());
     assert_eq!(
-        state.handle(&unauthenticated).code,
+        handle(&state, &unauthenticated).code,
         200,
         "a client certificate authenticates"
     );
@@ -271,14 +280,10 @@ fn updates_with_a_stale_resource_version_conflict() {
         config_map("missing", json!({})),
     );
     assert_eq!((code, status["reason"].as_str()), (404, Some("NotFound")));
-    let (code, _) = call(
-        &state,
-        "PATCH",
-        &path,
-        "application/json-patch+json",
-        json!([]),
-    );
+    let (code, _) = call(&state, "PATCH", &path, "application/json", json!({}));
     assert_eq!(code, 415);
+    let (code, _) = call(&state, "PATCH", &path, JSON_PATCH, json!([]));
+    assert_eq!(code, 200, "an empty JSON patch is a no-op");
 }
 
 #[test]
@@ -427,8 +432,10 @@ fn lists_filter_by_namespace_and_selectors() {
     );
     assert_eq!(p3["metadata"]["uid"], "fixed", "seeded UIDs are kept");
     assert_eq!(p3["kind"], "Pod");
-    let (code, _) = call(&state, "GET", "/api/v1/pods?watch=true", "", Value::Null);
-    assert_eq!(code, 405, "watches are not served yet");
+    assert!(matches!(
+        state.handle(&request("GET", "/api/v1/pods?watch=1", "", b"")),
+        Answer::Watch(_)
+    ));
 }
 
 #[test]
