@@ -1,0 +1,210 @@
+//! Watches of Kubernetes objects kept in memory: one kube-rs reflector per kind, a shared
+//! "something changed" signal for the reconcilers, and whether each store can be trusted.
+//!
+//! A store is swapped atomically when a (re-)list completes, so readers never see a partial
+//! list. A store is *synced* once a list has completed and *degraded* from a watch error
+//! until the next list (made afresh after every failure) completes. Reconcilers create and
+//! update from any store that has been listed once, but delete only when every store they
+//! read is synced (or known absent), so an unreachable apiserver or an interrupted list never
+//! deletes an entry.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::Resource;
+use kube::api::Api;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::watcher;
+use serde::de::DeserializeOwned;
+use spire_task::{Shutdown, Supervisor};
+use tokio::sync::{Notify, watch};
+use tokio_stream::StreamExt;
+
+/// How far a store can be trusted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncState {
+    /// The first list has not completed.
+    Pending,
+    /// The store holds a complete list and the watch is live.
+    Synced,
+    /// The watch failed; the store holds the last known state.
+    Degraded,
+    /// An optional kind the apiserver does not serve to us (404: CRD not installed; 403: no
+    /// RBAC for it): known to be empty.
+    Absent,
+}
+
+impl SyncState {
+    /// Whether a reconciler may act on the store's contents (create and update).
+    pub fn is_known(self) -> bool {
+        self != Self::Pending
+    }
+
+    /// Whether the store's contents are complete and current, so absence means deletion.
+    pub fn is_trusted(self) -> bool {
+        matches!(self, Self::Synced | Self::Absent)
+    }
+}
+
+/// One kind's in-memory store.
+pub struct Informer<K: Resource<DynamicType = ()> + 'static> {
+    store: Store<K>,
+    state: watch::Receiver<SyncState>,
+}
+
+impl<K: Resource<DynamicType = ()> + 'static> fmt::Debug for Informer<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Informer")
+            .field("kind", &K::kind(&()))
+            .field("state", &*self.state.borrow())
+            .finish()
+    }
+}
+
+impl<K: Resource<DynamicType = ()> + 'static> Clone for Informer<K> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            state: self.state.clone(),
+        }
+    }
+}
+
+impl<K> Informer<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + fmt::Debug + Send + Sync + 'static,
+{
+    /// Starts watching `api` under the supervisor as task `name`; every change notifies
+    /// `changed`. An `optional` kind that the apiserver refuses with 404 or 403 is
+    /// [`SyncState::Absent`] (and still retried, in case it is installed later).
+    pub fn spawn(
+        supervisor: &mut Supervisor,
+        name: &'static str,
+        api: Api<K>,
+        config: watcher::Config,
+        optional: bool,
+        changed: Arc<Notify>,
+    ) -> Self {
+        let (store, writer) = reflector::store();
+        let (state_tx, state) = watch::channel(SyncState::Pending);
+        let shutdown = supervisor.shutdown().clone();
+        let watch = Watch {
+            api,
+            config,
+            optional,
+            state: state_tx,
+            changed,
+        };
+        supervisor.spawn(name, watch.run(writer, shutdown));
+        Self { store, state }
+    }
+
+    /// Every object in the store.
+    pub fn objects(&self) -> Vec<Arc<K>> {
+        self.store.state()
+    }
+
+    /// The store itself (lookups by name).
+    pub fn store(&self) -> &Store<K> {
+        &self.store
+    }
+
+    /// The current state.
+    pub fn state(&self) -> SyncState {
+        *self.state.borrow()
+    }
+
+    /// Waits until the first list has completed.
+    pub async fn synced(&self) {
+        let mut state = self.state.clone();
+        // The sender lives as long as the watch task; if it is gone the process is stopping.
+        let _ = state.wait_for(|s| *s != SyncState::Pending).await;
+    }
+}
+
+struct Watch<K: Resource<DynamicType = ()> + 'static> {
+    api: Api<K>,
+    config: watcher::Config,
+    optional: bool,
+    state: watch::Sender<SyncState>,
+    changed: Arc<Notify>,
+}
+
+impl<K> Watch<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + fmt::Debug + Send + Sync + 'static,
+{
+    async fn run(self, mut writer: reflector::store::Writer<K>, shutdown: Shutdown) {
+        let kind = K::kind(&()).into_owned();
+        let stopped = shutdown.stopped();
+        tokio::pin!(stopped);
+        let mut backoff = RETRY_MIN;
+        loop {
+            // A fresh watcher lists before it watches, so after any failure the store is
+            // rebuilt from a complete list (swapped in whole at `InitDone`).
+            let stream = watcher(self.api.clone(), self.config.clone());
+            tokio::pin!(stream);
+            loop {
+                let event = tokio::select! {
+                    () = &mut stopped => return,
+                    event = stream.next() => event,
+                };
+                let event = match event {
+                    Some(Ok(event)) => event,
+                    Some(Err(error)) => {
+                        self.failed(&kind, &error, backoff);
+                        break;
+                    }
+                    None => break,
+                };
+                writer.apply_watcher_event(&event);
+                match event {
+                    watcher::Event::Init | watcher::Event::InitApply(_) => {}
+                    watcher::Event::InitDone => {
+                        backoff = RETRY_MIN;
+                        self.state.send_replace(SyncState::Synced);
+                        self.changed.notify_one();
+                    }
+                    watcher::Event::Apply(_) | watcher::Event::Delete(_) => {
+                        self.changed.notify_one();
+                    }
+                }
+            }
+            tokio::select! {
+                () = &mut stopped => return,
+                () = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(RETRY_MAX);
+        }
+    }
+
+    fn failed(&self, kind: &str, error: &watcher::Error, backoff: Duration) {
+        let refused = match error {
+            watcher::Error::InitialListFailed(kube::Error::Api(status)) => {
+                status.code == 404 || status.code == 403
+            }
+            _ => false,
+        };
+        if self.optional && refused {
+            if self.state.send_replace(SyncState::Absent) != SyncState::Absent {
+                tracing::warn!(kind, %error, "not served to this controller; treated as empty");
+                self.changed.notify_one();
+            }
+            return;
+        }
+        tracing::warn!(kind, %error, ?backoff, "watch failed; listing again after a pause");
+        self.state.send_if_modified(|s| {
+            let trusted = *s == SyncState::Synced;
+            if trusted {
+                *s = SyncState::Degraded;
+            }
+            trusted
+        });
+    }
+}
+
+/// First pause before listing again after a watch failure; doubled per failure.
+const RETRY_MIN: Duration = Duration::from_millis(200);
+/// Longest pause between attempts.
+const RETRY_MAX: Duration = Duration::from_secs(30);
