@@ -35,6 +35,7 @@ use crate::manager::federation::{declare_federation, plan_federation};
 use crate::manager::plan::{PlanOptions, SupportedFields, plan, unsupported_fields_probe_entry};
 use crate::manager::render::RenderContext;
 use crate::manager::{ObjectKind, Owner};
+use crate::runtime::metrics::Metrics;
 use crate::runtime::probes::{self, Probes};
 use crate::spire::{CreateOutcome, SpireClient};
 use crate::webhook::{self, CertResolver, WebhookIdentity};
@@ -222,6 +223,16 @@ pub async fn start(
         supervisor.spawn("health-probes", probes::serve(listener, probes, shutdown));
     }
 
+    let metrics = Arc::new(Metrics::default());
+    if let Some(address) = config.metrics_bind_address.as_deref() {
+        let listener = bind(address).await?;
+        let shutdown = supervisor.shutdown().clone();
+        supervisor.spawn(
+            "metrics",
+            probes::serve_metrics(listener, metrics.clone(), shutdown),
+        );
+    }
+
     if config.webhook.enabled {
         let address = format!("{}:{}", config.webhook.host, config.webhook.port);
         let listener = bind(&address).await?;
@@ -274,6 +285,7 @@ pub async fn start(
         kube: deps.kube.clone(),
         changed,
         ready,
+        metrics,
         mirror: None,
         listed_at: None,
         probed_at: None,
@@ -288,7 +300,7 @@ pub async fn start(
     Ok(())
 }
 
-async fn bind(address: &str) -> Result<tokio::net::TcpListener, StartError> {
+pub(super) async fn bind(address: &str) -> Result<tokio::net::TcpListener, StartError> {
     // controller-runtime accepts ":port" for all interfaces.
     let normalized = if address.starts_with(':') {
         format!("0.0.0.0{address}")
@@ -313,12 +325,14 @@ async fn lead_and_reconcile(
     shutdown: Shutdown,
 ) -> Result<(), crate::leader::LeaderError> {
     let Some(mut elector) = elector else {
+        reconciler.metrics.leader(true);
         reconciler.run(&shutdown).await;
         return Ok(());
     };
     if !elector.acquire(&shutdown).await {
         return Ok(());
     }
+    reconciler.metrics.leader(true);
     tokio::select! {
         held = elector.hold(&shutdown) => held,
         () = reconciler.run(&shutdown) => Ok(()),
@@ -389,6 +403,7 @@ struct Reconciler {
     kube: kube::Client,
     changed: Arc<Notify>,
     ready: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
     /// The server's entries as of the last list plus our writes since, by ID.
     mirror: Option<BTreeMap<String, Entry>>,
     listed_at: Option<Instant>,
@@ -415,8 +430,14 @@ impl Reconciler {
         let mut retry = RETRY_MIN;
         loop {
             let wait = if self.stores.known() {
-                match self.pass().await {
+                let started = Instant::now();
+                let result = self.pass().await;
+                self.metrics.pass(result.is_ok(), started.elapsed());
+                match result {
                     Ok(summary) => {
+                        self.metrics
+                            .writes(summary.created, summary.updated, summary.deleted);
+                        self.metrics.write_failures(summary.failed);
                         retry = RETRY_MIN;
                         self.ready.store(true, Ordering::Release);
                         if summary.created + summary.updated + summary.deleted + summary.failed > 0
@@ -477,6 +498,8 @@ impl Reconciler {
             endpoints: endpoints.iter().map(Arc::as_ref).collect(),
         };
         let mut declared = declare(&self.declare_config, &inputs);
+        self.metrics.declared(declared.len());
+        self.metrics.render_failures(declared.failures.len());
         for failure in &declared.failures {
             tracing::warn!(
                 kind = failure.owner.kind.as_str(),

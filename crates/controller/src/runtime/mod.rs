@@ -3,6 +3,7 @@
 //! webhook and the probe endpoints.
 
 pub mod manager;
+pub mod metrics;
 pub mod probes;
 pub mod registrar;
 
@@ -67,7 +68,7 @@ pub async fn run_registrar(
         identity: leader_identity(),
     };
     let mut supervisor = Supervisor::new(shutdown);
-    registrar::start(&mut supervisor, config, deps)?;
+    registrar::start(&mut supervisor, config, deps).await?;
     supervisor.run(GRACE).await?;
     Ok(())
 }

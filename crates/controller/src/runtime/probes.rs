@@ -1,6 +1,6 @@
-//! The health probe endpoints (controller-runtime's `healthProbeBindAddress`): liveness and
-//! readiness over plain HTTP/1.1, each answering `ok`. Readiness waits for the first complete
-//! view of the cluster.
+//! The plain HTTP/1.1 endpoints: the health probes (controller-runtime's
+//! `healthProbeBindAddress`: liveness and readiness, each answering `ok`; readiness waits for
+//! the first complete view of the cluster) and the metrics.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -13,6 +13,8 @@ use hyper::{Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use spire_task::Shutdown;
 use tokio::net::TcpListener;
+
+use super::metrics::Metrics;
 
 /// Paths and readiness of the probe server.
 #[derive(Clone, Debug)]
@@ -31,6 +33,45 @@ pub async fn serve(
     probes: Probes,
     shutdown: Shutdown,
 ) -> std::io::Result<()> {
+    let handler = move |path: &str| {
+        if path == probes.liveness {
+            (StatusCode::OK, "ok".to_owned())
+        } else if path == probes.readiness {
+            if probes.ready.load(Ordering::Acquire) {
+                (StatusCode::OK, "ok".to_owned())
+            } else {
+                (StatusCode::INTERNAL_SERVER_ERROR, "not ready".to_owned())
+            }
+        } else {
+            (StatusCode::NOT_FOUND, "not found".to_owned())
+        }
+    };
+    serve_text(listener, Arc::new(handler), shutdown).await
+}
+
+/// Serves `GET /metrics` from `metrics` on `listener` until the process stops.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    shutdown: Shutdown,
+) -> std::io::Result<()> {
+    let handler = move |path: &str| {
+        if path == "/metrics" {
+            (StatusCode::OK, metrics.render())
+        } else {
+            (StatusCode::NOT_FOUND, "not found".to_owned())
+        }
+    };
+    serve_text(listener, Arc::new(handler), shutdown).await
+}
+
+type Handler = Arc<dyn Fn(&str) -> (StatusCode, String) + Send + Sync>;
+
+async fn serve_text(
+    listener: TcpListener,
+    handler: Handler,
+    shutdown: Shutdown,
+) -> std::io::Result<()> {
     let stopped = shutdown.stopped();
     tokio::pin!(stopped);
     loop {
@@ -38,28 +79,13 @@ pub async fn serve(
             () = &mut stopped => return Ok(()),
             accepted = listener.accept() => accepted?,
         };
-        let probes = probes.clone();
+        let handler = handler.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-                let probes = probes.clone();
-                async move {
-                    let path = request.uri().path();
-                    let (status, body) = if path == probes.liveness {
-                        (StatusCode::OK, "ok")
-                    } else if path == probes.readiness {
-                        if probes.ready.load(Ordering::Acquire) {
-                            (StatusCode::OK, "ok")
-                        } else {
-                            (StatusCode::INTERNAL_SERVER_ERROR, "not ready")
-                        }
-                    } else {
-                        (StatusCode::NOT_FOUND, "not found")
-                    };
-                    let mut response =
-                        Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-                    *response.status_mut() = status;
-                    Ok::<_, Infallible>(response)
-                }
+                let (status, body) = handler(request.uri().path());
+                let mut response = Response::new(Full::new(Bytes::from(body)));
+                *response.status_mut() = status;
+                async move { Ok::<_, Infallible>(response) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)

@@ -31,6 +31,8 @@ use crate::registrar::{
     self, Observation, PodObjectAction, Registrar, RegistrarSettings, SyncAction,
 };
 use crate::runtime::manager::StartError;
+use crate::runtime::metrics::Metrics;
+use crate::runtime::probes;
 use crate::spire::{CreateOutcome, SpireClient};
 
 /// How often the entry mirror is re-listed from the server (entries changed by others).
@@ -63,7 +65,7 @@ impl std::fmt::Debug for RegistrarDeps {
 }
 
 /// Starts the registrar's tasks under `supervisor`.
-pub fn start(
+pub async fn start(
     supervisor: &mut Supervisor,
     config: RegistrarConfig,
     deps: RegistrarDeps,
@@ -88,6 +90,15 @@ pub fn start(
     }
     let registrar = Registrar::new(RegistrarSettings::from_config(&config, &crd))
         .map_err(|e| StartError::Config(e.to_string()))?;
+    let metrics = Arc::new(Metrics::default());
+    if let Some(address) = crd.metrics_bind_address.as_deref() {
+        let listener = super::manager::bind(address).await?;
+        let shutdown = supervisor.shutdown().clone();
+        supervisor.spawn(
+            "metrics",
+            probes::serve_metrics(listener, metrics.clone(), shutdown),
+        );
+    }
     let changed = Arc::new(Notify::new());
     let client = deps.kube.clone();
     let any = watcher::Config::default();
@@ -157,6 +168,7 @@ pub fn start(
         spire: deps.spire.clone(),
         kube: deps.kube.clone(),
         changed,
+        metrics,
         mirror: None,
         listed_at: None,
     };
@@ -174,12 +186,14 @@ async fn lead_and_reconcile(
     shutdown: Shutdown,
 ) -> Result<(), crate::leader::LeaderError> {
     let Some(mut elector) = elector else {
+        reconciler.metrics.leader(true);
         reconciler.run(&shutdown).await;
         return Ok(());
     };
     if !elector.acquire(&shutdown).await {
         return Ok(());
     }
+    reconciler.metrics.leader(true);
     tokio::select! {
         held = elector.hold(&shutdown) => held,
         () = reconciler.run(&shutdown) => Ok(()),
@@ -197,6 +211,7 @@ struct Reconciler {
     spire: SpireClient,
     kube: kube::Client,
     changed: Arc<Notify>,
+    metrics: Arc<Metrics>,
     mirror: Option<BTreeMap<String, Entry>>,
     listed_at: Option<Instant>,
 }
@@ -207,6 +222,11 @@ struct Pass {
     /// Something asked to be tried again later (an object name still held by an old pod, a
     /// refused write).
     retry: bool,
+    created: usize,
+    updated: usize,
+    deleted: usize,
+    failed: usize,
+    invalid: usize,
 }
 
 impl Reconciler {
@@ -220,7 +240,17 @@ impl Reconciler {
                 && self.nodes.as_ref().is_none_or(|n| n.state().is_known())
                 && self.endpoints.as_ref().is_none_or(|e| e.state().is_known());
             let wait = if known {
-                match self.pass().await {
+                let started = Instant::now();
+                let result = self.pass().await;
+                self.metrics.pass(result.is_ok(), started.elapsed());
+                if let Ok(pass) = &result {
+                    self.metrics
+                        .writes(pass.created, pass.updated, pass.deleted);
+                    self.metrics.write_failures(pass.failed);
+                    self.metrics.render_failures(pass.invalid);
+                    self.metrics.declared(self.spiffe_ids.objects().len());
+                }
+                match result {
                     Ok(pass) if !pass.retry => {
                         retry = RETRY_MIN;
                         RESYNC
@@ -427,6 +457,7 @@ impl Reconciler {
                                 %error,
                                 "skipping an invalid SpiffeID"
                             );
+                            pass.invalid += 1;
                             break;
                         }
                     };
@@ -482,6 +513,7 @@ impl Reconciler {
                 for ((object, _), outcome) in creates.into_iter().zip(outcomes) {
                     match outcome {
                         CreateOutcome::Created(entry) => {
+                            pass.created += 1;
                             self.mirror_insert(entry.clone());
                             next.push((object, Observation::Created(entry)));
                         }
@@ -491,6 +523,7 @@ impl Reconciler {
                         }
                         CreateOutcome::Failed(status) => {
                             log_refusal(&object, &status);
+                            pass.failed += 1;
                             pass.retry = true;
                         }
                     }
@@ -502,12 +535,14 @@ impl Reconciler {
                 for ((object, _), outcome) in updates.into_iter().zip(outcomes) {
                     match outcome {
                         Ok(entry) => {
+                            pass.updated += 1;
                             let id = entry.id.clone();
                             self.mirror_insert(entry);
                             next.push((object, Observation::Updated(id)));
                         }
                         Err(status) => {
                             log_refusal(&object, &status);
+                            pass.failed += 1;
                             pass.retry = true;
                         }
                     }
@@ -518,10 +553,11 @@ impl Reconciler {
                 let outcomes = self.spire.delete_entries(ids).await?;
                 for ((object, id), outcome) in deletes.into_iter().zip(outcomes) {
                     match outcome {
-                        Ok(_) => {}
+                        Ok(_) => pass.deleted += 1,
                         Err(status) if status.code() == tonic::Code::NotFound => {}
                         Err(status) => {
                             log_refusal(&object, &status);
+                            pass.failed += 1;
                             pass.retry = true;
                             continue;
                         }

@@ -39,7 +39,12 @@ async fn istio_cluster_spiffe_id_registers_pods_and_follows_them() {
         "8d1d7c1e-0000-4000-8000-000000000002",
         &[("spiffe.io/spire-managed-identity", "true")],
     );
-    let controller = cluster.start_manager(cluster.manager_config("")).await;
+    let metrics_port = spire_integration_tests::free_port().unwrap();
+    let controller = cluster
+        .start_manager(cluster.manager_config(&format!(
+            "metrics:\n  bindAddress: 127.0.0.1:{metrics_port}\n"
+        )))
+        .await;
 
     let entries = cluster
         .wait_entries("the sleep pod's entry", |e| workload_entries(e).len() == 1)
@@ -68,6 +73,19 @@ async fn istio_cluster_spiffe_id_registers_pods_and_follows_them() {
             },
         )
         .await;
+
+    // The metrics count the write.
+    let metrics = http_get(metrics_port, "/metrics").await;
+    for line in [
+        "spire_controller_entry_writes_total{operation=\"create\"} 1",
+        "spire_controller_declared_entries 1",
+        "spire_controller_leader 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "missing {line:?} in\n{metrics}"
+        );
+    }
 
     // Edited template → entries re-templated (same key changes: delete + create).
     let mut object = cluster
@@ -444,4 +462,162 @@ async fn admission_review(
     let (head, body) = text.split_once("\r\n\r\n").unwrap();
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     serde_json::from_str(body).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_entries_federation_relationships_and_service_dns_names() {
+    use spire_test_k8s::EndpointsBuilder;
+
+    let cluster = Cluster::start().await;
+    cluster
+        .api
+        .apply_manifest(
+            r#"
+apiVersion: spire.spiffe.io/v1alpha1
+kind: ClusterSPIFFEID
+metadata:
+  name: services
+spec:
+  spiffeIDTemplate: "spiffe://{{ .TrustDomain }}/ns/{{ .PodMeta.Namespace }}/sa/{{ .PodSpec.ServiceAccountName }}"
+  autoPopulateDNSNames: true
+  federatesWith: ["domain.test"]
+---
+apiVersion: spire.spiffe.io/v1alpha1
+kind: ClusterStaticEntry
+metadata:
+  name: database
+spec:
+  spiffeID: spiffe://example.org/db
+  parentID: spiffe://example.org/spire/agent/x509pop/db-host
+  selectors: ["unix:uid:1001"]
+  dnsNames: ["db.internal"]
+---
+apiVersion: spire.spiffe.io/v1alpha1
+kind: ClusterFederatedTrustDomain
+metadata:
+  name: domain-test
+spec:
+  trustDomain: domain.test
+  bundleEndpointURL: https://bundle.domain.test:8443
+  bundleEndpointProfile:
+    type: https_spiffe
+    endpointSPIFFEID: spiffe://domain.test/spire/server
+"#,
+        )
+        .unwrap();
+    cluster.put_pod(
+        "default",
+        "web",
+        "8d1d7c1e-0000-4000-8000-0000000000e1",
+        &[],
+    );
+    cluster.api.put_endpoints(
+        EndpointsBuilder::new("default", "web")
+            .address(
+                "10.244.0.9",
+                "web",
+                "8d1d7c1e-0000-4000-8000-0000000000e1",
+                "node-1",
+            )
+            .port("http", 80)
+            .build(),
+    );
+    let controller = cluster
+        .start_manager(cluster.manager_config("gcInterval: 1s\n"))
+        .await;
+
+    // The pod entry federates with domain.test, whose bundle the server does not have yet
+    // (the relationship's endpoint is unreachable): refused, counted, retried.
+    cluster
+        .api
+        .wait_for(
+            "/apis/spire.spiffe.io/v1alpha1/clusterspiffeids/services",
+            |o| o["status"]["stats"]["entryFailures"] == 1,
+        )
+        .await;
+    let mut foreign = cluster.server.bundle().await.unwrap();
+    foreign.trust_domain = "domain.test".to_owned();
+    cluster.server.set_federated_bundle(foreign).await.unwrap();
+    let entries = cluster
+        .wait_entries("the static and the pod entry", |e| {
+            e.iter().any(|e| spiffe_id(e) == "spiffe://example.org/db")
+                && e.iter()
+                    .any(|e| spiffe_id(e) == "spiffe://example.org/ns/default/sa/sleep")
+        })
+        .await;
+    let db = entries
+        .iter()
+        .find(|e| spiffe_id(e) == "spiffe://example.org/db")
+        .unwrap();
+    assert_eq!(
+        parent_id(db),
+        "spiffe://example.org/spire/agent/x509pop/db-host"
+    );
+    assert_eq!(selectors(db), vec!["unix:uid:1001"]);
+    assert_eq!(db.dns_names, vec!["db.internal"]);
+    let web = entries
+        .iter()
+        .find(|e| spiffe_id(e) == "spiffe://example.org/ns/default/sa/sleep")
+        .unwrap();
+    assert_eq!(web.federates_with, vec!["domain.test"]);
+    assert_eq!(
+        web.dns_names,
+        vec![
+            "web",
+            "web.default",
+            "web.default.svc",
+            "web.default.svc.cluster.local"
+        ]
+    );
+    cluster
+        .api
+        .wait_for(
+            "/apis/spire.spiffe.io/v1alpha1/clusterstaticentries/database",
+            |o| o["status"] == serde_json::json!({"rendered": true, "masked": false, "set": true}),
+        )
+        .await;
+    let relationships = cluster
+        .server
+        .trust_domains()
+        .await
+        .unwrap()
+        .list_federation_relationships(
+            spire_proto::spire::api::server::trustdomain::v1::ListFederationRelationshipsRequest::default(),
+        )
+        .await
+        .unwrap()
+        .into_inner()
+        .federation_relationships;
+    assert_eq!(relationships.len(), 1);
+    assert_eq!(relationships[0].trust_domain, "domain.test");
+    assert_eq!(
+        relationships[0].bundle_endpoint_url,
+        "https://bundle.domain.test:8443"
+    );
+
+    // Deleting the objects deletes what they declared.
+    cluster
+        .api
+        .delete_object("/apis/spire.spiffe.io/v1alpha1/clusterstaticentries/database");
+    cluster
+        .wait_entries("the static entry gone", |e| {
+            !e.iter().any(|e| spiffe_id(e) == "spiffe://example.org/db")
+        })
+        .await;
+    controller.stop().await;
+}
+
+/// The body of `GET <path>` on 127.0.0.1:`port` (HTTP/1.1, connection closed after).
+async fn http_get(port: u16, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_owned()
 }

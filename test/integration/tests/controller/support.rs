@@ -66,11 +66,17 @@ impl Cluster {
     pub(crate) fn manager_config_with(&self, extra: &str, webhooks: bool) -> ManagerConfig {
         let yaml = format!(
             "apiVersion: spire.spiffe.io/v1alpha1\nkind: ControllerManagerConfig\n\
-             metrics:\n  bindAddress: 127.0.0.1:0\nhealthProbe:\n  bindAddress: 127.0.0.1:0\n\
+             {metrics}healthProbe:\n  bindAddress: 127.0.0.1:0\n\
              clusterName: {CLUSTER}\ntrustDomain: {TRUST_DOMAIN}\nclusterDomain: cluster.local\n\
              ignoreNamespaces:\n  - kube-system\n  - kube-public\n  - spire\n  - local-path-storage\n\
              spireServerSocketPath: {}\n{extra}",
-            self.server.socket_path().display()
+            self.server.socket_path().display(),
+            // No metrics listener unless the test asks for one (tests run in parallel).
+            metrics = if extra.contains("metrics:") {
+                ""
+            } else {
+                "metrics:\n  bindAddress: \"0\"\n"
+            },
         );
         let env = |name: &str| (name == "ENABLE_WEBHOOKS" && !webhooks).then(|| "false".to_owned());
         ManagerConfig::parse(&yaml, &ManagerArgs::default(), env).unwrap()
