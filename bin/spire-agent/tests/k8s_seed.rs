@@ -26,10 +26,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use istio_support::{
-    AGENT_BIN, Processes, assert_chain_verifies, ders, free_port, require_server_bin, sans,
-    spire_server_cli, wait, wait_agent_socket, wait_server_healthy,
+    AGENT_BIN, Processes, assert_chain_verifies, ders, require_server_bin, sans, spire_server_cli,
+    wait, wait_agent_socket, wait_server_healthy,
 };
-use k8s_support::{Edit, Pod, Quickstart, SdsOutcome, cgroups_unusable, edit_config, entry_blocks};
+use k8s_support::{
+    Pod, Quickstart, cgroups_unusable, distinct_ports, edit_config, entry_blocks, leaf_subject,
+    seed_agent_edits, seed_server_edits,
+};
 use serde_json::Value;
 use spire_test_k8s::{
     TestApiServer, TestKubelet, TestKubeletAuth, TestKubeletConfig, TokenReviewOutcome, node_json,
@@ -47,84 +50,6 @@ const SLEEP_ID: &str = "spiffe://example.org/ns/default/sa/sleep";
 const PATIENCE: Duration = Duration::from_secs(30);
 /// Bound on the ConfigMap being written once the server is up.
 const PUBLISH: Duration = Duration::from_secs(30);
-
-/// The server config's changes: paths and ports; the apiserver's kubeconfig where the seed
-/// relies on the in-cluster configuration of the server's pod.
-fn server_edits(dir: &Path, port: u16, health_port: u16, kubeconfig: &Path) -> Vec<Edit> {
-    let data = dir.join("server-data");
-    vec![
-        Edit::set("server", "bind_port", port),
-        Edit::set(
-            "server",
-            "socket_path",
-            dir.join("sockets/server.sock").display(),
-        ),
-        Edit::set("server", "data_dir", data.display()),
-        Edit::set(
-            r#"plugins/DataStore "sql"/plugin_data"#,
-            "connection_string",
-            data.join("datastore.sqlite3").display(),
-        ),
-        Edit::add(
-            r#"plugins/NodeAttestor "k8s_psat"/plugin_data/clusters/"demo-cluster""#,
-            "kube_config_file",
-            kubeconfig.display(),
-            "added by the test: the server's pod would use its in-cluster configuration",
-        ),
-        Edit::set(
-            r#"plugins/KeyManager "disk"/plugin_data"#,
-            "keys_path",
-            data.join("keys.json").display(),
-        ),
-        Edit::add(
-            r#"plugins/Notifier "k8sbundle"/plugin_data"#,
-            "kube_config_file_path",
-            kubeconfig.display(),
-            "added by the test: the server's pod would use its in-cluster configuration",
-        ),
-        Edit::set("health_checks", "bind_port", health_port),
-    ]
-}
-
-/// The agent config's changes: paths and addresses; where the seed relies on a default path
-/// of the agent's pod (the projected token, the service account token for the kubelet, the
-/// kubelet's port 10250) the key is added.
-fn agent_edits(dir: &Path, server_port: u16, health_port: u16, kubelet_port: u16) -> Vec<Edit> {
-    vec![
-        Edit::set("agent", "data_dir", dir.join("agent-data").display()),
-        Edit::set("agent", "server_address", "127.0.0.1"),
-        Edit::set("agent", "server_port", server_port),
-        Edit::set(
-            "agent",
-            "socket_path",
-            dir.join("run/secrets/workload-spiffe-uds/socket").display(),
-        ),
-        Edit::set(
-            "agent",
-            "trust_bundle_path",
-            dir.join("bundle/root-cert.pem").display(),
-        ),
-        Edit::add(
-            r#"plugins/NodeAttestor "k8s_psat"/plugin_data"#,
-            "token_path",
-            dir.join("tokens/spire-agent").display(),
-            "added by the test: default /var/run/secrets/tokens/spire-agent (projected volume)",
-        ),
-        Edit::add(
-            r#"plugins/WorkloadAttestor "k8s"/plugin_data"#,
-            "kubelet_secure_port",
-            kubelet_port,
-            "added by the test: default 10250, the node's kubelet",
-        ),
-        Edit::add(
-            r#"plugins/WorkloadAttestor "k8s"/plugin_data"#,
-            "token_path",
-            dir.join("serviceaccount/token").display(),
-            "added by the test: default /var/run/secrets/kubernetes.io/serviceaccount/token",
-        ),
-        Edit::set("health_checks", "bind_port", health_port),
-    ]
-}
 
 /// `kubectl get pod -l <label> -n <ns> -o jsonpath='{.items[0].metadata.name}'` and that
 /// pod's `{.metadata.uid}`, as the seed looks its pods up.
@@ -276,51 +201,6 @@ fn assert_entry_created(output: &str, expected: &ExpectedEntry) -> String {
     id
 }
 
-/// Distinct free ports.
-fn ports<const N: usize>() -> [u16; N] {
-    let mut ports = [0; N];
-    for i in 0..N {
-        ports[i] = loop {
-            let port = free_port();
-            if !ports[..i].contains(&port) {
-                break port;
-            }
-        };
-    }
-    ports
-}
-
-/// The subject of the leaf of a PEM chain (`C=US, O=SPIRE, CN=…`).
-fn leaf_subject(chain_pem: &str) -> String {
-    let der = &ders(chain_pem)[0];
-    let (_, cert) = x509_parser::parse_x509_certificate(der).unwrap();
-    cert.subject().to_string()
-}
-
-/// `outcome`'s `default` chain, or a failure naming the process's cgroup.
-fn served<'a>(outcome: &'a SdsOutcome, who: &str) -> &'a str {
-    match &outcome.default {
-        Ok((chain, key)) => {
-            assert!(key.starts_with("-----BEGIN PRIVATE KEY-----"), "PKCS#8 key");
-            chain
-        }
-        Err(status) => panic!(
-            "{who}: `default` refused {status:?}; cgroup:\n{}",
-            outcome.cgroup
-        ),
-    }
-}
-
-/// `outcome`'s `ROOTCA` certificates (DER), checking the context names example.org.
-fn rootca(outcome: &SdsOutcome) -> Vec<Vec<u8>> {
-    let (shape, tds) = outcome.rootca.as_ref().unwrap();
-    assert_eq!(tds.len(), 1, "one trust domain: {tds:?}");
-    if shape == "spiffe" {
-        assert_eq!(tds[0].0, "example.org");
-    }
-    ders(&tds[0].1)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_manual_registration_end_to_end() {
     if let Some(reason) = cgroups_unusable() {
@@ -417,15 +297,15 @@ async fn seed_manual_registration_end_to_end() {
     let kubeconfig = apiserver.kubeconfig(dir);
 
     // spire-server with the quickstart's server.conf.
-    let [server_port, server_health, agent_health] = ports();
+    let [server_port, server_health, agent_health] = distinct_ports();
     let server_conf = edit_config(
         &seed.server_conf,
-        &server_edits(dir, server_port, server_health, &kubeconfig),
+        &seed_server_edits(dir, server_port, server_health, &kubeconfig),
     );
     std::fs::write(dir.join("conf/server.conf"), server_conf).unwrap();
     let agent_conf = edit_config(
         &seed.agent_conf,
-        &agent_edits(dir, server_port, agent_health, kubelet.port()),
+        &seed_agent_edits(dir, server_port, agent_health, kubelet.port()),
     );
     std::fs::write(dir.join("conf/agent.conf"), agent_conf).unwrap();
     let server_socket = dir.join("sockets/server.sock");
@@ -523,7 +403,7 @@ async fn seed_manual_registration_end_to_end() {
 
     // The sleep pod's Envoy: its identity, CN = pod name, chain under ROOTCA, and ROOTCA is
     // what k8sbundle wrote into the ConfigMap.
-    let chain = served(&sleep, "sleep pod");
+    let chain = sleep.served("sleep pod");
     assert_chain_verifies(chain, &sleep.rootca.as_ref().unwrap().1[0].1, SLEEP_ID);
     assert_eq!(
         leaf_subject(chain),
@@ -531,14 +411,14 @@ async fn seed_manual_registration_end_to_end() {
     );
     assert_eq!(sans(&ders(chain)[0]).dns, [sleep_name.as_str()]);
     assert_eq!(
-        rootca(&sleep),
+        ders(sleep.rootca_pem()),
         ders(&published),
         "ROOTCA is the ConfigMap's root-cert.pem"
     );
 
     // The ingress gateway: its identity with both DNS names (the first is the CN).
     let ingress = ingress_pod.ask_sds(&agent_socket, dir, PATIENCE).await;
-    let chain = served(&ingress, "ingress gateway pod");
+    let chain = ingress.served("ingress gateway pod");
     assert_chain_verifies(chain, &ingress.rootca.as_ref().unwrap().1[0].1, INGRESS_ID);
     assert_eq!(
         sans(&ders(chain)[0]).dns,
@@ -551,7 +431,7 @@ async fn seed_manual_registration_end_to_end() {
         leaf_subject(chain),
         format!("C=US, O=SPIRE, CN={ingress_name}")
     );
-    assert_eq!(rootca(&ingress), ders(&published));
+    assert_eq!(ders(ingress.rootca_pem()), ders(&published));
 
     // Another pod (same namespace and service account, no entry): no identity, once, after
     // the agent already serves both entries.
@@ -565,7 +445,11 @@ async fn seed_manual_registration_end_to_end() {
         "cgroup:\n{}",
         other.cgroup
     );
-    assert_eq!(rootca(&other), ders(&published), "bundles are not secret");
+    assert_eq!(
+        ders(other.rootca_pem()),
+        ders(&published),
+        "bundles are not secret"
+    );
 
     // The seed's check: 3 entries.
     let show = spire_server_cli(dir, &["entry", "show", "-socketPath", socket_arg]);

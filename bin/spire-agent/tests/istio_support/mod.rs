@@ -36,6 +36,14 @@ fn server_bin() -> PathBuf {
     Path::new(AGENT_BIN).with_file_name(format!("spire-server{}", std::env::consts::EXE_SUFFIX))
 }
 
+/// `k8s-workload-registrar` in the same target directory (and profile) as `spire-agent`.
+fn registrar_bin() -> PathBuf {
+    Path::new(AGENT_BIN).with_file_name(format!(
+        "k8s-workload-registrar{}",
+        std::env::consts::EXE_SUFFIX
+    ))
+}
+
 fn tool_available(name: &str, arg: &str) -> bool {
     Command::new(name)
         .arg(arg)
@@ -65,6 +73,19 @@ pub fn require_server_bin() -> PathBuf {
         server.display()
     );
     server
+}
+
+/// `k8s-workload-registrar` next to `spire-agent`; fails with how to build it when it is
+/// missing.
+pub fn require_registrar_bin() -> PathBuf {
+    let registrar = registrar_bin();
+    assert!(
+        registrar.is_file(),
+        "{} is missing: `cargo test --workspace` builds it before running tests; \
+         with `cargo test -p spire-agent` run `cargo build -p k8s-workload-registrar` first",
+        registrar.display()
+    );
+    registrar
 }
 
 /// The effective uid of this process (what the unix attestor reports).
@@ -377,6 +398,17 @@ impl Processes {
     /// Starts `bin args` in the directory, stdout and stderr to `<dir>/<name>.log`, without
     /// the environment variables that would move its sockets or tell it it runs in a pod.
     pub fn spawn(&mut self, name: &'static str, bin: &Path, args: &[&str]) {
+        self.spawn_with_env(name, bin, args, &[]);
+    }
+
+    /// [`spawn`](Self::spawn), with `envs` set (as a pod's `env` or downward API would).
+    pub fn spawn_with_env(
+        &mut self,
+        name: &'static str,
+        bin: &Path,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) {
         let log = fs::File::create(self.dir.join(format!("{name}.log"))).unwrap();
         let child = Command::new(bin)
             .args(args)
@@ -388,6 +420,7 @@ impl Processes {
             .env_remove("KUBERNETES_SERVICE_HOST")
             .env_remove("KUBERNETES_SERVICE_PORT")
             .env_remove("MY_NODE_NAME")
+            .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)

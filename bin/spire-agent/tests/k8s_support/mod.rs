@@ -37,6 +37,8 @@ pub struct Quickstart {
     pub agent_conf: String,
     /// `ConfigMap spire/trust-bundle` (no data: `k8sbundle` fills it).
     pub trust_bundle: Value,
+    /// `ConfigMap spire/k8s-workload-registrar`, key `k8s-workload-registrar.conf`.
+    pub registrar_conf: String,
 }
 
 // === impl Quickstart ===
@@ -54,6 +56,7 @@ impl Quickstart {
                 .find(|d| d["kind"] == "ConfigMap" && d["metadata"]["name"] == "trust-bundle")
                 .expect("the seed's ConfigMap spire/trust-bundle")
                 .clone(),
+            registrar_conf: conf("k8s-workload-registrar", "k8s-workload-registrar.conf"),
         }
     }
 }
@@ -152,6 +155,108 @@ pub fn edit_config(text: &str, edits: &[Edit]) -> String {
         );
     }
     out
+}
+
+/// `server.conf`'s changes for a test in `dir`: paths and ports; the apiserver's kubeconfig
+/// where the seed relies on the in-cluster configuration of the server's pod. The server
+/// socket becomes `<dir>/sockets/server.sock`.
+pub fn seed_server_edits(dir: &Path, port: u16, health_port: u16, kubeconfig: &Path) -> Vec<Edit> {
+    let data = dir.join("server-data");
+    let in_cluster = "added by the test: the server's pod would use its in-cluster configuration";
+    vec![
+        Edit::set("server", "bind_port", port),
+        Edit::set(
+            "server",
+            "socket_path",
+            dir.join("sockets/server.sock").display(),
+        ),
+        Edit::set("server", "data_dir", data.display()),
+        Edit::set(
+            r#"plugins/DataStore "sql"/plugin_data"#,
+            "connection_string",
+            data.join("datastore.sqlite3").display(),
+        ),
+        Edit::add(
+            r#"plugins/NodeAttestor "k8s_psat"/plugin_data/clusters/"demo-cluster""#,
+            "kube_config_file",
+            kubeconfig.display(),
+            in_cluster,
+        ),
+        Edit::set(
+            r#"plugins/KeyManager "disk"/plugin_data"#,
+            "keys_path",
+            data.join("keys.json").display(),
+        ),
+        Edit::add(
+            r#"plugins/Notifier "k8sbundle"/plugin_data"#,
+            "kube_config_file_path",
+            kubeconfig.display(),
+            in_cluster,
+        ),
+        Edit::set("health_checks", "bind_port", health_port),
+    ]
+}
+
+/// `agent.conf`'s changes for a test in `dir`: paths and addresses; where the seed relies on
+/// a default path of the agent's pod (the projected token, the service account token for the
+/// kubelet, the kubelet's port 10250) the key is added. The Workload API socket becomes
+/// `<dir>/run/secrets/workload-spiffe-uds/socket`, the bootstrap bundle
+/// `<dir>/bundle/root-cert.pem`, the PSAT `<dir>/tokens/spire-agent` and the kubelet's token
+/// `<dir>/serviceaccount/token`.
+pub fn seed_agent_edits(
+    dir: &Path,
+    server_port: u16,
+    health_port: u16,
+    kubelet_port: u16,
+) -> Vec<Edit> {
+    vec![
+        Edit::set("agent", "data_dir", dir.join("agent-data").display()),
+        Edit::set("agent", "server_address", "127.0.0.1"),
+        Edit::set("agent", "server_port", server_port),
+        Edit::set(
+            "agent",
+            "socket_path",
+            dir.join("run/secrets/workload-spiffe-uds/socket").display(),
+        ),
+        Edit::set(
+            "agent",
+            "trust_bundle_path",
+            dir.join("bundle/root-cert.pem").display(),
+        ),
+        Edit::add(
+            r#"plugins/NodeAttestor "k8s_psat"/plugin_data"#,
+            "token_path",
+            dir.join("tokens/spire-agent").display(),
+            "added by the test: default /var/run/secrets/tokens/spire-agent (projected volume)",
+        ),
+        Edit::add(
+            r#"plugins/WorkloadAttestor "k8s"/plugin_data"#,
+            "kubelet_secure_port",
+            kubelet_port,
+            "added by the test: default 10250, the node's kubelet",
+        ),
+        Edit::add(
+            r#"plugins/WorkloadAttestor "k8s"/plugin_data"#,
+            "token_path",
+            dir.join("serviceaccount/token").display(),
+            "added by the test: default /var/run/secrets/kubernetes.io/serviceaccount/token",
+        ),
+        Edit::set("health_checks", "bind_port", health_port),
+    ]
+}
+
+/// `N` distinct free TCP ports.
+pub fn distinct_ports<const N: usize>() -> [u16; N] {
+    let mut ports = [0; N];
+    for i in 0..N {
+        ports[i] = loop {
+            let port = crate::istio_support::free_port();
+            if !ports[..i].contains(&port) {
+                break port;
+            }
+        };
+    }
+    ports
 }
 
 // ---------------------------------------------------------------------------------------
@@ -398,6 +503,42 @@ pub async fn run_sds_client() -> bool {
     };
     std::fs::write(out, serde_json::to_vec(&outcome).unwrap()).unwrap();
     true
+}
+
+// === impl SdsOutcome ===
+
+impl SdsOutcome {
+    /// The `default` chain (PEM), checking the key is PKCS#8; a failure naming `who` and the
+    /// process's cgroup when `default` was refused.
+    pub fn served(&self, who: &str) -> &str {
+        match &self.default {
+            Ok((chain, key)) => {
+                assert!(key.starts_with("-----BEGIN PRIVATE KEY-----"), "PKCS#8 key");
+                chain
+            }
+            Err(status) => panic!(
+                "{who}: `default` refused {status:?}; cgroup:\n{}",
+                self.cgroup
+            ),
+        }
+    }
+
+    /// The `ROOTCA` roots (PEM), checking there is one trust domain, `example.org`.
+    pub fn rootca_pem(&self) -> &str {
+        let (shape, tds) = self.rootca.as_ref().unwrap();
+        assert_eq!(tds.len(), 1, "one trust domain: {tds:?}");
+        if shape == "spiffe" {
+            assert_eq!(tds[0].0, "example.org");
+        }
+        &tds[0].1
+    }
+}
+
+/// The subject of the leaf of a PEM chain (`C=US, O=SPIRE, CN=…`).
+pub fn leaf_subject(chain_pem: &str) -> String {
+    let der = &crate::istio_support::ders(chain_pem)[0];
+    let (_, cert) = x509_parser::parse_x509_certificate(der).unwrap();
+    cert.subject().to_string()
 }
 
 /// The one secret of `response`, which must be `kind` (`tls:default`, `ctx:ROOTCA`).
