@@ -621,3 +621,41 @@ async fn http_get(port: u16, path: &str) -> String {
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     body.to_owned()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watches_recover_from_dropped_streams_and_expired_history() {
+    let cluster = Cluster::start().await;
+    cluster.api.apply_manifest(ISTIO_CLUSTER_SPIFFE_ID).unwrap();
+    let label = [("spiffe.io/spire-managed-identity", "true")];
+    cluster.put_pod(
+        "default",
+        "a",
+        "8d1d7c1e-0000-4000-8000-00000000000a",
+        &label,
+    );
+    let controller = cluster.start_manager(cluster.manager_config("")).await;
+    cluster
+        .wait_entries("pod a's entry", |e| {
+            e.iter().filter(|e| spiffe_id(e).contains("/ns/")).count() == 1
+        })
+        .await;
+    let watches = cluster.api.open_watch_count();
+
+    // Every watch is cut and the history they would resume from is gone: the next watch from
+    // the old resourceVersion gets 410 Expired, and the controller lists again.
+    cluster.api.expire_watch_history();
+    cluster.api.close_watches();
+    cluster.put_pod(
+        "default",
+        "b",
+        "8d1d7c1e-0000-4000-8000-00000000000b",
+        &label,
+    );
+    cluster
+        .wait_entries("pod b's entry after the re-list", |e| {
+            e.iter().filter(|e| spiffe_id(e).contains("/ns/")).count() == 2
+        })
+        .await;
+    cluster.api.wait_for_watches(watches).await;
+    controller.stop().await;
+}
