@@ -1,10 +1,14 @@
 //! Unix-socket serving for gRPC: socket setup, and an adapter that lets gRPC C-core clients in.
 //!
-//! gRPC C-core clients (grpcio / py-spiffe, grpc-java, some kubelet builds) send the socket
-//! path, percent-encoded, as `:authority` (`%2Ftmp%2Fspire-agent%2Fpublic%2Fapi.sock`). The
-//! `http` crate behind h2 rejects it and h2 resets the stream. [`FixedConn`] sits between an
-//! accepted [`tokio::net::UnixStream`] and h2: it re-encodes every client header block
-//! ([`AuthorityRewriter`], sans-IO) with such an `:authority` replaced by `localhost`.
+//! Some gRPC clients send the socket path as `:authority`: gRPC C-core clients (grpcio /
+//! py-spiffe, grpc-java) percent-encoded (`%2Ftmp%2Fspire-agent%2Fpublic%2Fapi.sock`), and
+//! kubelets before 1.26 (grpc-go's passthrough resolver) raw, exactly as configured
+//! (`/var/lib/kubelet/plugins/csi.spiffe.io/csi.sock`). The `http` crate behind h2 rejects both
+//! and h2 resets the stream. [`FixedConn`] sits between an accepted
+//! [`tokio::net::UnixStream`] and h2: it re-encodes every client header block
+//! ([`AuthorityRewriter`], sans-IO) with any `:authority` that the `http` crate would reject
+//! replaced by `localhost` (a bare file name such as `csi.sock` is a valid authority and
+//! stays). Every Unix socket spire-rs serves (agent, CSI driver) goes through it.
 //! [`incoming`] turns a listener into the stream of connections that tonic's
 //! `serve_with_incoming` takes; handlers keep reading
 //! [`tonic::transport::server::UdsConnectInfo`] (peer address and SO_PEERCRED).

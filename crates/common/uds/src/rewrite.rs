@@ -17,7 +17,8 @@ const END_STREAM: u8 = 0x1;
 const END_HEADERS: u8 = 0x4;
 const PADDED: u8 = 0x8;
 const PRIORITY: u8 = 0x20;
-/// What replaces an `:authority` that the `http` crate would reject.
+/// What replaces an `:authority` that the `http` crate would reject (a percent-encoded or raw
+/// socket path, or anything else h2 would reset the stream for).
 const LOCALHOST: &[u8] = b"localhost";
 /// The client's view of our HPACK decoder table: SETTINGS_HEADER_TABLE_SIZE's default
 /// (RFC 9113 §6.5.2). Neither tonic nor hyper's server changes it, so a client may never size

@@ -13,7 +13,7 @@ const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// `HealthCheckResponse { status: SERVING }` as a gRPC message.
 const SERVING: &[u8] = &[0, 0, 0, 0, 2, 0x08, 0x01];
 
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 enum Outcome {
     /// Response message and `grpc-status`.
     Answered(Vec<u8>, Vec<u8>),
@@ -130,6 +130,27 @@ async fn percent_encoded_authority_is_served_through_the_adapter() {
         outcomes,
         [Outcome::Answered(SERVING.to_vec(), b"0".to_vec())]
     );
+}
+
+/// What a kubelet before 1.26 sends on a CSI plugin socket: the socket path itself,
+/// verbatim, as `:authority` (and a bare file name, which h2 accepts anyway).
+#[tokio::test]
+async fn raw_socket_path_authority_is_served_through_the_adapter() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("plugins/csi.spiffe.io/csi.sock");
+    serve(&path, true);
+    let raw = path.to_str().unwrap();
+    let answered = Outcome::Answered(SERVING.to_vec(), b"0".to_vec());
+    let outcomes = health_checks(&path, raw, &[1, 3]).await;
+    assert_eq!(outcomes, [answered.clone(), answered.clone()]);
+    let outcomes = health_checks(&path, "csi.sock", &[1]).await;
+    assert_eq!(outcomes, [answered]);
+
+    // Without the adapter h2 resets the raw path.
+    let plain = tmp.path().join("plain/csi.sock");
+    serve(&plain, false);
+    let outcomes = health_checks(&plain, plain.to_str().unwrap(), &[1]).await;
+    assert_eq!(outcomes, [Outcome::Reset(0x1)], "PROTOCOL_ERROR");
 }
 
 #[tokio::test]

@@ -84,6 +84,50 @@ fn percent_encoded_socket_path_becomes_localhost() {
     );
 }
 
+/// Kubelets before 1.26 (grpc-go's passthrough resolver) send the CSI socket path verbatim;
+/// anything with a `/`, a scheme or a space is no authority the `http` crate takes.
+#[test]
+fn raw_socket_paths_become_localhost() {
+    for authority in [
+        "/var/lib/kubelet/plugins/csi.spiffe.io/csi.sock",
+        "/spiffe-csi/csi.sock",
+        "unix:///spiffe-csi/csi.sock",
+        "unix:/spiffe-csi/csi.sock",
+        "./csi.sock",
+        "/tmp/with space/csi.sock",
+        "",
+    ] {
+        let input = with_preface(&[frame(HEADERS, END_HEADERS, 1, &indexing_request(authority))]);
+        let mut rewriter = AuthorityRewriter::new();
+        let mut buf = BytesMut::from(&input[..]);
+        rewriter.process(&mut buf).unwrap();
+        let mut out = Vec::new();
+        while let Some(bytes) = rewriter.next_output(usize::MAX) {
+            out.extend_from_slice(&bytes);
+        }
+        let blocks = check_output(&out).unwrap();
+        assert_eq!(
+            field(&blocks[0], ":authority"),
+            b"localhost",
+            "{authority:?}"
+        );
+        assert_eq!(rewriter.rewritten(), 1, "{authority:?}");
+    }
+}
+
+/// A bare socket file name is a valid registered name: h2 takes it, so it stays.
+#[test]
+fn bare_socket_file_name_is_kept() {
+    let input = with_preface(&[frame(
+        HEADERS,
+        END_HEADERS,
+        1,
+        &indexing_request("csi.sock"),
+    )]);
+    let blocks = check_output(&run(&input).unwrap()).unwrap();
+    assert_eq!(field(&blocks[0], ":authority"), b"csi.sock");
+}
+
 #[test]
 fn valid_authorities_are_kept() {
     for authority in [
