@@ -31,6 +31,13 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The admin socket could not be bound.
+    #[error("admin socket: {source}")]
+    AdminSocket {
+        /// Why.
+        #[source]
+        source: spire_uds::Error,
+    },
     /// The datastore could not be opened.
     #[error(transparent)]
     DataStoreOpen(#[from] spire_server_datastore_sql::Error),

@@ -19,7 +19,7 @@ use spire_time::{SharedClock, refresh_at};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
-use tokio_stream::wrappers::{ReceiverStream, UnixListenerStream};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Server;
 
 use crate::config::{KeyManagerChoice, NodeAttestorChoice, ServerConfig};
@@ -210,7 +210,7 @@ async fn run_with(
         "admin-api",
         Server::builder()
             .add_routes(spire_server_api::admin_routes(&context))
-            .serve_with_incoming_shutdown(UnixListenerStream::new(uds_listener), stop.stopped()),
+            .serve_with_incoming_shutdown(spire_uds::incoming(uds_listener), stop.stopped()),
     );
     tasks.spawn(
         "tcp-api",

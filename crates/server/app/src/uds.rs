@@ -1,7 +1,7 @@
-//! The admin Unix socket: directory 0750, socket 0770 (SPIRE's modes), stale socket removed.
+//! The admin Unix socket: directory 0750, socket 0770 (SPIRE's modes), stale socket replaced,
+//! served through `spire-uds`'s `:authority` adapter like every Unix socket we own, so gRPC
+//! C-core clients (grpcio, grpc-java) that send the socket path as `:authority` are answered.
 
-use std::fs;
-use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
 use std::path::Path;
 
 use tokio::net::UnixListener;
@@ -10,30 +10,12 @@ use crate::Error;
 
 /// Binds the admin socket at `path`, creating its directory (0750) if needed.
 pub(crate) fn bind_admin_socket(path: &Path) -> Result<UnixListener, Error> {
-    if let Some(dir) = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
-    {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o750)
-            .create(dir)
-            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-    }
-    match fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io(format!("removing stale {}", path.display()), e)),
-    }
-    let listener = UnixListener::bind(path)
-        .map_err(|e| Error::io(format!("binding {}", path.display()), e))?;
-    fs::set_permissions(path, fs::Permissions::from_mode(0o770))
-        .map_err(|e| Error::io(format!("chmod {}", path.display()), e))?;
-    Ok(listener)
+    spire_uds::bind(path, 0o750, 0o770).map_err(|source| Error::AdminSocket { source })
 }
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
     use std::os::unix::fs::PermissionsExt as _;
 
     use super::*;

@@ -7,6 +7,7 @@
 mod common;
 mod entries;
 mod federation;
+mod grpcio;
 mod jwt;
 mod postgres;
 mod resilience;
