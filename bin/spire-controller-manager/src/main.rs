@@ -4,9 +4,10 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use spire_controller::config::cli::ManagerArgs;
-use spire_controller::config::manager::ManagerConfig;
-use spire_controller::config::{LogFormat, SERVICE_ACCOUNT_NAMESPACE_FILE, own_namespace};
+use spire_controller::config::{
+    ManagerArgs, ManagerConfig, SERVICE_ACCOUNT_NAMESPACE_FILE, own_namespace,
+};
+use spire_controller::runtime::{Logging, daemon_main, kube_client, run_manager};
 
 fn main() -> ExitCode {
     let args = match ManagerArgs::try_parse_go(std::env::args_os()) {
@@ -25,44 +26,19 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let format = match config.log_format {
-        LogFormat::Json => "json",
-        LogFormat::Text => "text",
+    let (ignored_keys, warnings) = (config.ignored_keys.clone(), config.warnings.clone());
+    let logging = Logging {
+        level: config.log_level.as_str(),
+        format: config.log_format.as_str(),
+        file: None,
+        ignored_keys: &ignored_keys,
+        warnings: &warnings,
     };
-    if let Err(e) = spire_cli::init_logging(config.log_level.as_str(), format, None) {
-        eprintln!("error: {e:#}");
-        return ExitCode::FAILURE;
-    }
-    for key in &config.ignored_keys {
-        tracing::warn!(key = %key, "unknown configuration key ignored");
-    }
-    for warning in &config.warnings {
-        tracing::warn!("{warning}");
-    }
-    // The process's one crypto provider (kube's client and the webhook use rustls).
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: starting the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async {
-        let shutdown = spire_cli::prepare_daemon("controller manager");
-        let kube = spire_controller::runtime::kube_client(args.kubeconfig.as_deref()).await?;
+    daemon_main("controller manager", logging, |shutdown| async move {
+        let kube = kube_client(args.kubeconfig.as_deref()).await?;
+        // Outside a pod (no service account), leases and the webhook default to spire-system.
         let namespace = own_namespace(env, Path::new(SERVICE_ACCOUNT_NAMESPACE_FILE))
             .unwrap_or_else(|_| "spire-system".to_owned());
-        spire_controller::runtime::run_manager(config, kube, namespace, shutdown).await
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "controller manager stopped");
-            ExitCode::FAILURE
-        }
-    }
+        run_manager(config, kube, namespace, shutdown).await
+    })
 }

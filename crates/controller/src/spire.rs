@@ -163,13 +163,7 @@ impl SpireClient {
                 .into_inner()
                 .results;
             check_count(sent, results.len())?;
-            outcomes.extend(results.into_iter().map(|r| {
-                item_status(r.status).and_then(|()| {
-                    r.entry.ok_or_else(|| {
-                        Status::internal("server returned no entry for an updated item")
-                    })
-                })
-            }));
+            outcomes.extend(results.into_iter().map(|r| item(r.status, r.entry)));
         }
         Ok(outcomes)
     }
@@ -240,12 +234,7 @@ impl SpireClient {
         check_count(sent, results.len())?;
         Ok(results
             .into_iter()
-            .map(|r| {
-                item_status(r.status).and_then(|()| {
-                    r.federation_relationship
-                        .ok_or_else(|| Status::internal("server returned no relationship"))
-                })
-            })
+            .map(|r| item(r.status, r.federation_relationship))
             .collect())
     }
 
@@ -267,12 +256,7 @@ impl SpireClient {
         check_count(sent, results.len())?;
         Ok(results
             .into_iter()
-            .map(|r| {
-                item_status(r.status).and_then(|()| {
-                    r.federation_relationship
-                        .ok_or_else(|| Status::internal("server returned no relationship"))
-                })
-            })
+            .map(|r| item(r.status, r.federation_relationship))
             .collect())
     }
 
@@ -333,6 +317,12 @@ fn item_status(status: Option<ItemStatus>) -> Result<(), Status> {
         Some(status) if status.code == 0 => Ok(()),
         Some(status) => Err(Status::new(Code::from_i32(status.code), status.message)),
     }
+}
+
+/// One batch item: its status, then the value the server must return with an OK status.
+fn item<T>(status: Option<ItemStatus>, value: Option<T>) -> ItemResult<T> {
+    item_status(status)?;
+    value.ok_or_else(|| Status::internal("server returned no value for an item"))
 }
 
 fn check_count(sent: usize, received: usize) -> Result<(), Status> {

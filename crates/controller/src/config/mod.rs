@@ -91,7 +91,7 @@ pub enum ConfigError {
     },
 
     /// The registrar's `-config` file could not be read.
-    #[error("unable to load configuration: {source}")]
+    #[error("unable to load configuration: open {}: {}", path.display(), spire_cli::go_errno_text(source))]
     RegistrarRead {
         /// The file.
         path: PathBuf,

@@ -8,7 +8,6 @@
 //! the declared state comes from is complete and current.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -19,7 +18,6 @@ use kube::runtime::watcher;
 use spire_id::TrustDomain;
 use spire_proto::spire::api::types::{self, Entry};
 use spire_task::{Shutdown, Supervisor};
-use spire_time::Clock;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -29,7 +27,6 @@ use crate::crd::{
     ClusterStaticEntryStatus,
 };
 use crate::informer::{Informer, SyncState};
-use crate::leader::{LeaderElector, LeaseConfig};
 use crate::manager::declare::{DeclareConfig, DeclareInputs, Declared, ReconcileKinds, declare};
 use crate::manager::federation::{declare_federation, plan_federation};
 use crate::manager::plan::{PlanOptions, SupportedFields, plan, unsupported_fields_probe_entry};
@@ -37,6 +34,7 @@ use crate::manager::render::RenderContext;
 use crate::manager::{ObjectKind, Owner};
 use crate::runtime::metrics::Metrics;
 use crate::runtime::probes::{self, Probes};
+use crate::runtime::{Deps, StartError, bind};
 use crate::spire::{CreateOutcome, SpireClient};
 use crate::webhook::{self, CertResolver, WebhookIdentity};
 
@@ -45,53 +43,11 @@ const PROBE_INTERVAL: Duration = Duration::from_secs(600);
 /// First pause after a failed pass; doubled per failure up to `gcInterval`.
 const RETRY_MIN: Duration = Duration::from_millis(250);
 
-/// What the manager needs from outside.
-#[derive(Clone)]
-pub struct ManagerDeps {
-    /// The apiserver.
-    pub kube: kube::Client,
-    /// spire-server's admin API.
-    pub spire: SpireClient,
-    /// Wall time.
-    pub clock: Arc<dyn Clock>,
-    /// The controller's own namespace (leases, webhook).
-    pub namespace: String,
-    /// This replica's identity in leader election.
-    pub identity: String,
-}
-
-impl std::fmt::Debug for ManagerDeps {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ManagerDeps")
-            .field("spire", &self.spire)
-            .field("namespace", &self.namespace)
-            .field("identity", &self.identity)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Errors that stop the manager before it runs.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// The configuration does not render.
-    #[error("{0}")]
-    Config(String),
-    /// A listener could not be bound.
-    #[error("unable to listen on {address}: {source}")]
-    Listen {
-        /// The address.
-        address: String,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-}
-
 /// Starts every task of the manager under `supervisor`.
 pub async fn start(
     supervisor: &mut Supervisor,
     config: ManagerConfig,
-    deps: ManagerDeps,
+    deps: Deps,
 ) -> Result<(), StartError> {
     let changed = Arc::new(Notify::new());
     let ready = Arc::new(AtomicBool::new(false));
@@ -223,15 +179,7 @@ pub async fn start(
         supervisor.spawn("health-probes", probes::serve(listener, probes, shutdown));
     }
 
-    let metrics = Arc::new(Metrics::default());
-    if let Some(address) = config.metrics_bind_address.as_deref() {
-        let listener = bind(address).await?;
-        let shutdown = supervisor.shutdown().clone();
-        supervisor.spawn(
-            "metrics",
-            probes::serve_metrics(listener, metrics.clone(), shutdown),
-        );
-    }
+    let metrics = super::start_metrics(supervisor, config.metrics_bind_address.as_deref()).await?;
 
     if config.webhook.enabled {
         let address = format!("{}:{}", config.webhook.host, config.webhook.port);
@@ -257,24 +205,7 @@ pub async fn start(
         );
     }
 
-    let elector = config.leader_election.enabled.then(|| {
-        LeaderElector::new(
-            deps.kube.clone(),
-            LeaseConfig {
-                name: config.leader_election.lease_name.clone(),
-                namespace: config
-                    .leader_election
-                    .lease_namespace
-                    .clone()
-                    .unwrap_or_else(|| deps.namespace.clone()),
-                identity: deps.identity.clone(),
-                lease_duration: config.leader_election.lease_duration,
-                renew_deadline: config.leader_election.renew_deadline,
-                retry_period: config.leader_election.retry_period,
-            },
-            deps.clock.clone(),
-        )
-    });
+    let elector = super::elector(&deps, &config.leader_election);
     let reconciler = Reconciler {
         trust_domain: config.trust_domain.clone(),
         gc_interval: config.gc_interval,
@@ -293,50 +224,12 @@ pub async fn start(
         static_statuses: HashMap::new(),
     };
     let shutdown = supervisor.shutdown().clone();
-    supervisor.spawn(
-        "reconciler",
-        lead_and_reconcile(elector, reconciler, shutdown),
-    );
+    let mut reconciler = reconciler;
+    supervisor.spawn("reconciler", async move {
+        let metrics = reconciler.metrics.clone();
+        super::lead(elector, &metrics, &shutdown, reconciler.run(&shutdown)).await
+    });
     Ok(())
-}
-
-pub(super) async fn bind(address: &str) -> Result<tokio::net::TcpListener, StartError> {
-    // controller-runtime accepts ":port" for all interfaces.
-    let normalized = if address.starts_with(':') {
-        format!("0.0.0.0{address}")
-    } else {
-        address.to_owned()
-    };
-    let parsed: Result<SocketAddr, _> = normalized.parse();
-    let listen = match parsed {
-        Ok(addr) => tokio::net::TcpListener::bind(addr).await,
-        Err(_) => tokio::net::TcpListener::bind(normalized.as_str()).await,
-    };
-    listen.map_err(|source| StartError::Listen {
-        address: address.to_owned(),
-        source,
-    })
-}
-
-/// Runs the reconciler while this replica leads (always, without leader election).
-async fn lead_and_reconcile(
-    elector: Option<LeaderElector>,
-    mut reconciler: Reconciler,
-    shutdown: Shutdown,
-) -> Result<(), crate::leader::LeaderError> {
-    let Some(mut elector) = elector else {
-        reconciler.metrics.leader(true);
-        reconciler.run(&shutdown).await;
-        return Ok(());
-    };
-    if !elector.acquire(&shutdown).await {
-        return Ok(());
-    }
-    reconciler.metrics.leader(true);
-    tokio::select! {
-        held = elector.hold(&shutdown) => held,
-        () = reconciler.run(&shutdown) => Ok(()),
-    }
 }
 
 struct Stores {

@@ -18,7 +18,6 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
 use spire_proto::spire::api::types::Entry;
 use spire_task::{Shutdown, Supervisor};
-use spire_time::Clock;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -26,13 +25,11 @@ use crate::config::RegistrarConfig;
 use crate::config::registrar::{CrdMode, RegistrarMode};
 use crate::crd::SpiffeId;
 use crate::informer::Informer;
-use crate::leader::{LeaderElector, LeaseConfig};
 use crate::registrar::{
     self, Observation, PodObjectAction, Registrar, RegistrarSettings, SyncAction,
 };
-use crate::runtime::manager::StartError;
 use crate::runtime::metrics::Metrics;
-use crate::runtime::probes;
+use crate::runtime::{Deps, StartError};
 use crate::spire::{CreateOutcome, SpireClient};
 
 /// How often the entry mirror is re-listed from the server (entries changed by others).
@@ -40,35 +37,11 @@ const RESYNC: Duration = Duration::from_secs(10);
 /// First pause after a failed pass; doubled per failure up to [`RESYNC`].
 const RETRY_MIN: Duration = Duration::from_millis(250);
 
-/// What the registrar needs from outside.
-#[derive(Clone)]
-pub struct RegistrarDeps {
-    /// The apiserver.
-    pub kube: kube::Client,
-    /// spire-server's admin API.
-    pub spire: SpireClient,
-    /// Wall time.
-    pub clock: Arc<dyn Clock>,
-    /// The registrar's own namespace (node objects, lease).
-    pub namespace: String,
-    /// This replica's identity in leader election.
-    pub identity: String,
-}
-
-impl std::fmt::Debug for RegistrarDeps {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RegistrarDeps")
-            .field("spire", &self.spire)
-            .field("namespace", &self.namespace)
-            .finish_non_exhaustive()
-    }
-}
-
 /// Starts the registrar's tasks under `supervisor`.
 pub async fn start(
     supervisor: &mut Supervisor,
     config: RegistrarConfig,
-    deps: RegistrarDeps,
+    deps: Deps,
 ) -> Result<(), StartError> {
     let crd = match &config.mode {
         RegistrarMode::Crd(crd) => crd.clone(),
@@ -90,15 +63,7 @@ pub async fn start(
     }
     let registrar = Registrar::new(RegistrarSettings::from_config(&config, &crd))
         .map_err(|e| StartError::Config(e.to_string()))?;
-    let metrics = Arc::new(Metrics::default());
-    if let Some(address) = crd.metrics_bind_address.as_deref() {
-        let listener = super::manager::bind(address).await?;
-        let shutdown = supervisor.shutdown().clone();
-        supervisor.spawn(
-            "metrics",
-            probes::serve_metrics(listener, metrics.clone(), shutdown),
-        );
-    }
+    let metrics = super::start_metrics(supervisor, crd.metrics_bind_address.as_deref()).await?;
     let changed = Arc::new(Notify::new());
     let client = deps.kube.clone();
     let any = watcher::Config::default();
@@ -139,24 +104,7 @@ pub async fn start(
         changed.clone(),
     );
 
-    let elector = crd.leader_election.enabled.then(|| {
-        LeaderElector::new(
-            deps.kube.clone(),
-            LeaseConfig {
-                name: crd.leader_election.lease_name.clone(),
-                namespace: crd
-                    .leader_election
-                    .lease_namespace
-                    .clone()
-                    .unwrap_or_else(|| deps.namespace.clone()),
-                identity: deps.identity.clone(),
-                lease_duration: crd.leader_election.lease_duration,
-                renew_deadline: crd.leader_election.renew_deadline,
-                retry_period: crd.leader_election.retry_period,
-            },
-            deps.clock.clone(),
-        )
-    });
+    let elector = super::elector(&deps, &crd.leader_election);
     let reconciler = Reconciler {
         registrar,
         crd,
@@ -173,31 +121,12 @@ pub async fn start(
         listed_at: None,
     };
     let shutdown = supervisor.shutdown().clone();
-    supervisor.spawn(
-        "reconciler",
-        lead_and_reconcile(elector, reconciler, shutdown),
-    );
+    let mut reconciler = reconciler;
+    supervisor.spawn("reconciler", async move {
+        let metrics = reconciler.metrics.clone();
+        super::lead(elector, &metrics, &shutdown, reconciler.run(&shutdown)).await
+    });
     Ok(())
-}
-
-async fn lead_and_reconcile(
-    elector: Option<LeaderElector>,
-    mut reconciler: Reconciler,
-    shutdown: Shutdown,
-) -> Result<(), crate::leader::LeaderError> {
-    let Some(mut elector) = elector else {
-        reconciler.metrics.leader(true);
-        reconciler.run(&shutdown).await;
-        return Ok(());
-    };
-    if !elector.acquire(&shutdown).await {
-        return Ok(());
-    }
-    reconciler.metrics.leader(true);
-    tokio::select! {
-        held = elector.hold(&shutdown) => held,
-        () = reconciler.run(&shutdown) => Ok(()),
-    }
 }
 
 struct Reconciler {
