@@ -17,7 +17,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
 use rustls::server::{ClientHello, ResolvesServerCert};
@@ -221,7 +221,7 @@ impl WebhookIdentity {
         api: &Api<ValidatingWebhookConfiguration>,
         minted: &mut Option<(BTreeSet<String>, i64, i64)>,
     ) -> anyhow::Result<()> {
-        let Some(mut configuration) = api.get_opt(&self.configuration).await? else {
+        let Some(configuration) = api.get_opt(&self.configuration).await? else {
             anyhow::bail!(
                 "validating webhook configuration {:?} not found",
                 self.configuration
@@ -254,18 +254,31 @@ impl WebhookIdentity {
             .map(|a| pem::encode(&pem::Pem::new("CERTIFICATE", a.asn1.clone())))
             .collect();
         let ca_bundle = k8s_openapi::ByteString(pem_bundle.into_bytes());
-        let mut changed = false;
-        for webhook in configuration.webhooks.iter_mut().flatten() {
-            if webhook.client_config.ca_bundle.as_ref() != Some(&ca_bundle) {
-                webhook.client_config.ca_bundle = Some(ca_bundle.clone());
-                changed = true;
-            }
+        let webhooks = configuration.webhooks.as_deref().unwrap_or_default();
+        if webhooks
+            .iter()
+            .all(|w| w.client_config.ca_bundle.as_ref() == Some(&ca_bundle))
+        {
+            return Ok(());
         }
-        if changed {
-            api.replace(&self.configuration, &PostParams::default(), &configuration)
-                .await?;
-            tracing::info!(configuration = %self.configuration, "updated the webhook caBundles");
-        }
+        // A strategic merge patch keyed by webhook name, as upstream sends it: it needs only
+        // the `patch` verb (the RBAC Istio's quickstart grants), and touches nothing else.
+        let encoded = serde_json::to_value(&ca_bundle)?;
+        let patch = serde_json::json!({
+            "webhooks": webhooks.iter().map(|w| serde_json::json!({
+                "name": w.name,
+                "admissionReviewVersions": w.admission_review_versions,
+                "sideEffects": w.side_effects,
+                "clientConfig": { "caBundle": encoded },
+            })).collect::<Vec<_>>(),
+        });
+        api.patch(
+            &self.configuration,
+            &PatchParams::default(),
+            &Patch::Strategic(patch),
+        )
+        .await?;
+        tracing::info!(configuration = %self.configuration, "updated the webhook caBundles");
         Ok(())
     }
 

@@ -357,6 +357,21 @@ async fn webhook_accepts_a_good_object_and_refuses_a_bad_one_over_tls() {
                 && o["webhooks"][1]["clientConfig"]["caBundle"].is_string(),
         )
         .await;
+    // Written as upstream writes it: a strategic merge patch (the `patch` verb Istio grants).
+    let writes: Vec<_> = cluster
+        .api
+        .requests_to("/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/spire-controller-manager-webhook")
+        .into_iter()
+        .filter(|r| r.method != "GET")
+        .collect();
+    assert!(!writes.is_empty());
+    for write in &writes {
+        assert_eq!(write.method, "PATCH");
+        assert_eq!(
+            write.content_type.as_deref(),
+            Some("application/strategic-merge-patch+json")
+        );
+    }
     let ca_bundle = base64_decode(
         vwc["webhooks"][0]["clientConfig"]["caBundle"]
             .as_str()
