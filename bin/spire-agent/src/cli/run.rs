@@ -106,6 +106,9 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
         &config.log_format,
         config.log_file.as_deref(),
     )?;
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
     let stop = spire_cli::prepare_daemon("agent");
     let clock: SharedClock = Arc::new(SystemClock);
     // A failed task ends the process non-zero; its name is in the log (and in the error,

@@ -11,6 +11,7 @@ use spire_agent_plugin::nodeattestor::{K8sPsatConfig, X509PopConfig};
 use spire_agent_plugin::workloadattestor::K8sConfig;
 use spire_agent_sds::SdsConfig;
 use spire_config::agent::{AgentSection, SdsSection};
+use spire_config::server::TelemetrySection;
 use spire_config::{CatalogSpec, Constraint, Document, PluginBlock, Plugins};
 use spire_health::HealthConfig;
 use spire_id::TrustDomain;
@@ -136,6 +137,11 @@ pub struct AgentConfig {
     pub disable_sds_api: bool,
     /// `sds {}`: Envoy SDS resource names and validation (SPIRE's defaults).
     pub sds: SdsConfig,
+    /// What the configuration should change, for the log once it is set up: keys accepted
+    /// without effect yet (`telemetry`, `log_source_location`), experimental settings, and
+    /// settings another one overrides, each named. Keys spire-rs cannot honour are refused
+    /// instead (`docs/config.md`).
+    pub warnings: Vec<String>,
 }
 
 // === impl AgentConfig ===
@@ -153,14 +159,20 @@ impl AgentConfig {
         Self::from_text(&text, overrides)
     }
 
-    /// Resolves a configuration given as text.
+    /// Resolves a configuration given as text: the path both `run` and `validate` take. A key
+    /// SPIRE has and spire-rs does not implement is refused by name.
     pub fn from_text(text: &str, overrides: &Overrides) -> Result<Self, Error> {
         let doc = Document::parse(text)?;
         doc.check_sections(&["agent", "plugins", "telemetry", "health_checks"])?;
         let agent: AgentSection = doc.section("agent")?;
+        let telemetry: TelemetrySection = doc.section("telemetry")?;
+        spire_config::refuse(agent.refusals())?;
         let plugins = CATALOG.load(doc.raw("plugins"))?;
         let health = HealthConfig::from_document(&doc)?;
-        resolve(&agent, &plugins, health, overrides)
+        let mut config = resolve(&agent, &plugins, health, overrides)?;
+        config.warnings.extend(agent.ignored());
+        config.warnings.extend(telemetry.ignored());
+        Ok(config)
     }
 }
 
@@ -175,6 +187,10 @@ fn resolve(
     o: &Overrides,
 ) -> Result<AgentConfig, Error> {
     let pick = |flag: &Option<String>, file: &Option<String>| flag.clone().or_else(|| file.clone());
+    let mut warnings = Vec::new();
+    // Read by SPIRE only with a rebootstrap_mode other than "never", which is refused; still
+    // checked, as SPIRE does.
+    agent.rebootstrap_delay().map_err(config_err)?;
     let trust_domain = pick(&o.trust_domain, &agent.trust_domain)
         .filter(|td| !td.is_empty())
         .ok_or_else(|| config_err("trust_domain must be configured"))?;
@@ -229,7 +245,7 @@ fn resolve(
     };
     let trust_bundle = match (bundle_path, insecure) {
         (Some(_), true) => {
-            tracing::warn!("trust_bundle_path is ignored because insecure_bootstrap is set");
+            warnings.push("trust_bundle_path is ignored because insecure_bootstrap is set".into());
             TrustBundleSource::Insecure
         }
         (None, true) => TrustBundleSource::Insecure,
@@ -277,7 +293,7 @@ fn resolve(
             .map_err(|e| config_err(format!("invalid workload_x509_svid_key_type: {e}")))?,
     };
 
-    let jwt_svid_cache_hit_timeout = jwt_svid_cache_hit_timeout(agent)?;
+    let jwt_svid_cache_hit_timeout = jwt_svid_cache_hit_timeout(agent, &mut warnings)?;
 
     Ok(AgentConfig {
         trust_domain,
@@ -317,12 +333,16 @@ fn resolve(
             .or(agent.disable_sds_api.map(|b| b.0))
             .unwrap_or(false),
         sds: sds_config(agent.sds.as_ref()),
+        warnings,
     })
 }
 
 /// `experimental.jwt_svid_cache_hit_timeout`: at least 5 s and under SPIRE's 30 s RPC timeout,
 /// which is also the default.
-fn jwt_svid_cache_hit_timeout(agent: &AgentSection) -> Result<Duration, Error> {
+fn jwt_svid_cache_hit_timeout(
+    agent: &AgentSection,
+    warnings: &mut Vec<String>,
+) -> Result<Duration, Error> {
     let Some(timeout) = agent
         .experimental
         .as_ref()
@@ -341,7 +361,7 @@ fn jwt_svid_cache_hit_timeout(agent: &AgentSection) -> Result<Duration, Error> {
             "jwt_svid_cache_hit_timeout ({timeout:?}) must be less than 30s"
         )));
     }
-    tracing::warn!("The use of 'jwt_svid_cache_hit_timeout' is experimental");
+    warnings.push("The use of 'jwt_svid_cache_hit_timeout' is experimental".into());
     Ok(timeout)
 }
 
@@ -428,211 +448,4 @@ fn single<'a>(plugins: &'a Plugins, plugin_type: &str) -> Result<&'a PluginBlock
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const AGENT: &str = r#"
-agent {
-    data_dir = "./.data"
-    server_address = "127.0.0.1"
-    server_port = "8081"
-    trust_bundle_path = "./conf/agent/dummy_root_ca.crt"
-    trust_domain = "example.org"
-}
-plugins {
-    NodeAttestor "join_token" {
-        plugin_data {}
-    }
-    KeyManager "disk" {
-        plugin_data {
-            directory = "./.data"
-        }
-    }
-    WorkloadAttestor "unix" {
-        plugin_data {}
-    }
-}
-"#;
-
-    fn resolve_text(text: &str, overrides: &Overrides) -> Result<AgentConfig, String> {
-        AgentConfig::from_text(text, overrides).map_err(|e| e.to_string())
-    }
-
-    #[test]
-    fn stock_shape_resolves_with_spire_defaults() {
-        let config = resolve_text(AGENT, &Overrides::default()).unwrap();
-        assert_eq!(config.trust_domain.name(), "example.org");
-        assert_eq!(config.server_port, 8081);
-        assert_eq!(
-            config.socket_path,
-            PathBuf::from("/tmp/spire-agent/public/api.sock")
-        );
-        assert_eq!(config.key_manager, KeyManagerChoice::Disk("./.data".into()));
-        // No token configured: enough to resume a stored SVID.
-        assert_eq!(config.node_attestor, NodeAttestorChoice::JoinToken(None));
-        assert_eq!(config.sync_interval, Duration::from_secs(5));
-        assert_eq!(config.x509_svid_cache_max_size, 1000);
-        assert_eq!(config.jwt_svid_cache_max_size, 1000);
-        assert_eq!(config.jwt_svid_cache_hit_timeout, Duration::from_secs(30));
-        assert!(config.allowed_foreign_jwt_claims.is_empty());
-        assert_eq!(config.sds, SdsConfig::default());
-        assert!(matches!(
-            config.trust_bundle,
-            TrustBundleSource::Path {
-                format: TrustBundleFormat::Pem,
-                ..
-            }
-        ));
-    }
-
-    #[test]
-    fn sds_block_overrides_spire_defaults() {
-        // The Istio federation setup: ROOTCA carries every bundle.
-        let text = AGENT.replacen(
-            "agent {",
-            "agent {\n    sds {\n        default_bundle_name = \"null\"\n        default_all_bundles_name = \"ROOTCA\"\n        disable_spiffe_cert_validation = true\n    }",
-            1,
-        );
-        let config = resolve_text(&text, &Overrides::default()).unwrap();
-        assert_eq!(
-            config.sds,
-            SdsConfig {
-                default_svid_name: "default".into(),
-                default_bundle_name: "null".into(),
-                default_all_bundles_name: "ROOTCA".into(),
-                disable_spiffe_cert_validation: true,
-            }
-        );
-    }
-
-    #[test]
-    fn jwt_settings_are_read_and_the_hit_timeout_bounded() {
-        let with = |keys: &str| {
-            AGENT.replacen(
-                "trust_domain = \"example.org\"",
-                &format!("trust_domain = \"example.org\"\n{keys}"),
-                1,
-            )
-        };
-        let text = with(
-            "jwt_svid_cache_max_size = 5\nallowed_foreign_jwt_claims = [\"iss\", \"email\"]\n\
-             experimental {\n jwt_svid_cache_hit_timeout = \"10s\"\n}",
-        );
-        let config = resolve_text(&text, &Overrides::default()).unwrap();
-        assert_eq!(config.jwt_svid_cache_max_size, 5);
-        assert_eq!(config.allowed_foreign_jwt_claims, ["iss", "email"]);
-        assert_eq!(config.jwt_svid_cache_hit_timeout, Duration::from_secs(10));
-
-        let low = with("experimental {\n jwt_svid_cache_hit_timeout = \"4s\"\n}");
-        assert_eq!(
-            resolve_text(&low, &Overrides::default()).unwrap_err(),
-            "jwt_svid_cache_hit_timeout (4s) must be greater than 5s"
-        );
-        let high = with("experimental {\n jwt_svid_cache_hit_timeout = \"30s\"\n}");
-        assert_eq!(
-            resolve_text(&high, &Overrides::default()).unwrap_err(),
-            "jwt_svid_cache_hit_timeout (30s) must be less than 30s"
-        );
-    }
-
-    #[test]
-    fn flags_override_the_file() {
-        let overrides = Overrides {
-            join_token: Some("tok".into()),
-            server_port: Some(9999),
-            socket_path: Some("/run/x.sock".into()),
-            insecure_bootstrap: Some(true),
-            ..Overrides::default()
-        };
-        let config = resolve_text(AGENT, &overrides).unwrap();
-        assert_eq!(
-            config.node_attestor,
-            NodeAttestorChoice::JoinToken(Some("tok".into()))
-        );
-        assert_eq!(config.server_port, 9999);
-        assert_eq!(config.socket_path, PathBuf::from("/run/x.sock"));
-        assert_eq!(config.trust_bundle, TrustBundleSource::Insecure);
-        assert!(!config.disable_sds_api && !config.disable_workload_api);
-        let disabled = AGENT.replace(
-            "trust_domain = \"example.org\"",
-            "trust_domain = \"example.org\"\n    disable_sds_api = true",
-        );
-        let overrides = Overrides {
-            disable_workload_api: Some(true),
-            ..Overrides::default()
-        };
-        let config = resolve_text(&disabled, &overrides).unwrap();
-        assert!(config.disable_sds_api && config.disable_workload_api);
-    }
-
-    #[test]
-    fn missing_required_settings_and_unknown_plugins_are_named() {
-        let no_td = AGENT.replace("trust_domain = \"example.org\"", "");
-        assert_eq!(
-            resolve_text(&no_td, &Overrides::default()).unwrap_err(),
-            "trust_domain must be configured"
-        );
-        let no_bundle = AGENT.replace("trust_bundle_path = \"./conf/agent/dummy_root_ca.crt\"", "");
-        assert!(
-            resolve_text(&no_bundle, &Overrides::default())
-                .unwrap_err()
-                .contains("insecure_bootstrap")
-        );
-        let docker = AGENT.replace("WorkloadAttestor \"unix\"", "WorkloadAttestor \"docker\"");
-        assert_eq!(
-            resolve_text(&docker, &Overrides::default()).unwrap_err(),
-            "no built-in plugin \"docker\" for type \"WorkloadAttestor\""
-        );
-        let two = AGENT.replace(
-            "KeyManager \"disk\"",
-            "KeyManager \"memory\" {\n    }\n    KeyManager \"disk\"",
-        );
-        assert_eq!(
-            resolve_text(&two, &Overrides::default()).unwrap_err(),
-            "plugin type \"KeyManager\" constraint not satisfied: expected exactly 1 but got 2"
-        );
-        let bogus = AGENT.replace("KeyManager \"disk\"", "Bogus \"disk\"");
-        assert_eq!(
-            resolve_text(&bogus, &Overrides::default()).unwrap_err(),
-            "unsupported plugin type \"Bogus\""
-        );
-    }
-
-    #[test]
-    fn spire_stock_agent_conf_resolves() {
-        let Some(dir) = spire_test::shared_testdata("spire-conf") else {
-            return;
-        };
-        let text = std::fs::read_to_string(dir.join("agent.conf")).unwrap();
-        let config = resolve_text(&text, &Overrides::default()).unwrap();
-        assert_eq!(config.trust_domain.name(), "example.org");
-    }
-
-    /// Both Istio quickstarts' `agent.conf` resolve unchanged: k8s_psat, the k8s workload
-    /// attestor beside unix, memory keys, and the health listener.
-    #[test]
-    fn istio_quickstart_agent_confs_resolve_unchanged() {
-        for dir in ["istio-samples", "istio-1.14-samples"] {
-            let Some(dir) = spire_test::shared_testdata(dir) else {
-                return;
-            };
-            let manifest = spire_test::manifest_objects(&dir.join("spire-quickstart.yaml"));
-            let text = spire_test::config_map_data(&manifest, "spire", "spire-agent", "agent.conf");
-            let config = resolve_text(&text, &Overrides::default())
-                .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-            assert_eq!(
-                config.node_attestor,
-                NodeAttestorChoice::K8sPsat(K8sPsatConfig {
-                    cluster: "demo-cluster".into(),
-                    token_path: spire_agent_plugin::nodeattestor::DEFAULT_TOKEN_PATH.into(),
-                })
-            );
-            assert!(config.k8s_workload_attestor.is_some());
-            assert_eq!(config.key_manager, KeyManagerChoice::Memory);
-            assert_eq!(
-                config.socket_path,
-                Path::new("/run/secrets/workload-spiffe-uds/socket")
-            );
-        }
-    }
-}
+mod tests;

@@ -1,4 +1,6 @@
-//! The `agent { }` section: every key SPIRE documents (compat §8.2), with SPIRE's defaults.
+//! The `agent { }` section: every key SPIRE documents (compat §8.2), with SPIRE's defaults,
+//! and which of them spire-rs refuses ([`AgentSection::refusals`]) or accepts without effect
+//! yet ([`AgentSection::ignored`]).
 
 use std::time::Duration;
 
@@ -6,6 +8,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::de::{GoDuration, Lenient, LenientBool};
+use crate::refused::{Findings, Refusal};
+use crate::server::{feature_flags, is_true, profiling};
 
 /// `agent { }` as written (absent keys take SPIRE's defaults through the accessors).
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
@@ -25,8 +29,12 @@ pub struct AgentSection {
     pub trust_bundle_spiffe_workload_api: Option<Value>,
     pub trust_bundle_format: Option<String>,
     pub insecure_bootstrap: Option<LenientBool>,
+    /// Only `never` (SPIRE's default, and what spire-rs does) is accepted; see
+    /// [`AgentSection::refusals`].
     pub rebootstrap_mode: Option<String>,
-    pub rebootstrap_delay: Option<GoDuration>,
+    /// A Go duration; empty (as older helm charts render it) means SPIRE's default. Only
+    /// read by SPIRE with a `rebootstrap_mode` other than `never`.
+    pub rebootstrap_delay: Option<String>,
     pub join_token: Option<String>,
     pub join_token_file: Option<String>,
     pub log_level: Option<String>,
@@ -49,8 +57,7 @@ pub struct AgentSection {
     pub profiling_enabled: Option<LenientBool>,
     pub profiling_port: Option<Lenient<u16>>,
     pub profiling_freq: Option<Lenient<u32>>,
-    #[serde(default)]
-    pub profiling_names: Vec<String>,
+    pub profiling_names: Option<Vec<String>>,
 }
 
 /// `sds { default_svid_name, default_bundle_name, default_all_bundles_name,
@@ -113,11 +120,119 @@ impl AgentSection {
         self.x509_svid_cache_max_size.map_or(1000, |v| v.0)
     }
 
+    /// `rebootstrap_delay`, default 10 m (empty = default).
+    pub fn rebootstrap_delay(&self) -> Result<Duration, String> {
+        match self.rebootstrap_delay.as_deref().map(str::trim) {
+            None | Some("") => Ok(Duration::from_secs(600)),
+            Some(text) => GoDuration::parse(text)
+                .map(|d| d.0)
+                .map_err(|e| format!("invalid rebootstrap_delay: {e}")),
+        }
+    }
+
+    /// The keys set here that spire-rs does not implement, each with the reason. A key is
+    /// refused when present, or when set to a value other than the one that asks for what
+    /// spire-rs does (`rebootstrap_mode = "never"`, flags left `false`, …).
+    pub fn refusals(&self) -> Vec<Refusal> {
+        let mut found = Findings::new("agent");
+        let mode = self.rebootstrap_mode.as_deref().map(str::trim);
+        found.when(
+            !matches!(mode, None | Some("" | "never")),
+            "rebootstrap_mode",
+            &format!(
+                "the agent never re-bootstraps: only \"never\" (SPIRE's default) is supported, \
+                 got {:?}",
+                mode.unwrap_or_default()
+            ),
+        );
+        found.present(
+            &self.admin_socket_path,
+            "admin_socket_path",
+            "the admin API (Debug, Delegated Identity) is not served",
+        );
+        found.when(
+            !self.authorized_delegates.is_empty(),
+            "authorized_delegates",
+            "the Delegated Identity API is not served",
+        );
+        found.present(
+            &self.availability_target,
+            "availability_target",
+            "SVID rotation does not take an availability target",
+        );
+        found.present(
+            &self.log_selectors,
+            "log_selectors",
+            "selector logging is not implemented",
+        );
+        profiling(
+            &mut found,
+            self.profiling_enabled,
+            &self.profiling_port,
+            &self.profiling_freq,
+            &self.profiling_names,
+        );
+        if let Some(e) = &self.experimental {
+            e.refusals(&mut found);
+        }
+        found.into_refusals()
+    }
+
+    /// Warnings for keys spire-rs accepts without acting on them yet (safe to leave
+    /// unenforced): each names its key.
+    pub fn ignored(&self) -> Vec<String> {
+        let mut found = Findings::new("agent");
+        found.when(
+            is_true(self.log_source_location),
+            "log_source_location",
+            "log lines carry no source location yet",
+        );
+        found.into_warnings()
+    }
+
     /// `experimental.sync_interval`, default 5 s.
     pub fn sync_interval(&self) -> Duration {
         self.experimental
             .as_ref()
             .and_then(|e| e.sync_interval)
             .map_or(Duration::from_secs(5), |d| d.0)
+    }
+}
+
+// === impl AgentExperimentalSection ===
+
+impl AgentExperimentalSection {
+    fn refusals(&self, found: &mut Findings) {
+        found.when(
+            self.use_sync_authorized_entries.is_some_and(|b| !b.0),
+            "experimental.use_sync_authorized_entries",
+            "the agent always syncs with SyncAuthorizedEntries (only true is supported)",
+        );
+        found.when(
+            is_true(self.require_pq_kem),
+            "experimental.require_pq_kem",
+            "TLS key exchange cannot be restricted to post-quantum groups",
+        );
+        found.present(
+            &self.ratelimit,
+            "experimental.ratelimit",
+            "Workload API calls are not rate-limited",
+        );
+        found.present(
+            &self.broker,
+            "experimental.broker",
+            "the broker API is not served",
+        );
+        found.present(
+            &self.named_pipe_name,
+            "experimental.named_pipe_name",
+            "there are no Windows named pipes (use socket_path)",
+        );
+        found.present(
+            &self.admin_named_pipe_name,
+            "experimental.admin_named_pipe_name",
+            "there are no Windows named pipes",
+        );
+        feature_flags(found, &self.feature_flags);
     }
 }

@@ -3,7 +3,9 @@
 //!
 //! Sourcing is split from parsing: [`Document::parse`] turns text into one normalized tree
 //! (HCL v1 rewritten for the HCL 2 parser, JSON list-wrapped blocks unwrapped), and
-//! [`Document::section`] deserializes one top-level section into a typed struct.
+//! [`Document::section`] deserializes one top-level section into a typed struct. Keys SPIRE
+//! has and spire-rs does not implement are refused by name ([`Refusal`]) or, where stock
+//! configurations set them and ignoring them is safe, reported as warnings (`refused`).
 #![forbid(unsafe_code)]
 
 pub mod agent;
@@ -11,6 +13,7 @@ pub mod de;
 mod env;
 mod hcl1;
 pub mod plugins;
+mod refused;
 pub mod server;
 
 use serde::de::DeserializeOwned;
@@ -18,6 +21,7 @@ use serde_json::{Map, Value};
 
 pub use env::expand_env;
 pub use plugins::{CatalogSpec, Constraint, PluginBlock, Plugins};
+pub use refused::{Refusal, refuse};
 
 /// A configuration error, phrased for the operator.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +52,17 @@ pub enum ConfigError {
     /// The plugins do not fit the binary's catalog (SPIRE's catalog messages).
     #[error("{0}")]
     Catalog(String),
+    /// Keys SPIRE has that spire-rs does not implement, each named with the reason.
+    #[error("{}", join(.0))]
+    Unsupported(Vec<Refusal>),
+}
+
+fn join(refusals: &[Refusal]) -> String {
+    refusals
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// A parsed configuration file.

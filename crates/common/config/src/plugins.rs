@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::de::LenientBool;
-use crate::{ConfigError, typed};
+use crate::{ConfigError, Refusal, refuse, typed};
 
 /// One configured plugin.
 #[derive(Clone, Debug, PartialEq)]
@@ -18,7 +18,8 @@ pub struct PluginBlock {
     pub name: String,
     /// `plugin_data`, an object (empty when absent).
     pub plugin_data: Value,
-    /// `plugin_data_file`, read instead of `plugin_data`.
+    /// `plugin_data_file`, which SPIRE reads instead of `plugin_data` (refused by
+    /// [`CatalogSpec::load`]).
     pub plugin_data_file: Option<String>,
     /// `plugin_cmd`: an external plugin binary (not supported; built-ins only).
     pub plugin_cmd: Option<String>,
@@ -174,6 +175,19 @@ impl CatalogSpec {
                 ),
             }));
         }
+        let data_files: Vec<Refusal> = plugins
+            .blocks
+            .iter()
+            .filter(|b| b.enabled && b.plugin_data_file.is_some())
+            .map(|b| {
+                Refusal::new(
+                    format!("plugins.{}.{}.plugin_data_file", b.plugin_type, b.name),
+                    "write the data in plugin_data instead (no plugin data file is read, nor reloaded on \
+                     SIGUSR1)",
+                )
+            })
+            .collect();
+        refuse(data_files)?;
         for (plugin_type, constraint) in self.types {
             let got = plugins.of_type(plugin_type).count();
             let expected = match constraint {

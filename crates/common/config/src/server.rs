@@ -1,4 +1,6 @@
-//! The `server { }` section: every key SPIRE documents, with SPIRE's defaults.
+//! The `server { }` section: every key SPIRE documents, with SPIRE's defaults, and which of
+//! them spire-rs refuses ([`ServerSection::refusals`]) or accepts without effect yet
+//! ([`ServerSection::ignored`], [`TelemetrySection::ignored`]).
 
 use std::time::Duration;
 
@@ -6,6 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::de::{GoDuration, Lenient, LenientBool, OneOrMany};
+use crate::refused::{Findings, Refusal};
 
 /// `server { }` as written (absent keys take SPIRE's defaults through the accessors).
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
@@ -40,15 +43,13 @@ pub struct ServerSection {
     pub prune_tofu_nodes: Option<LenientBool>,
     pub ratelimit: Option<RateLimitSection>,
     pub max_attested_node_info_staleness: Option<GoDuration>,
-    #[serde(default)]
-    pub proxy_protocol_trusted_cidrs: Vec<String>,
+    pub proxy_protocol_trusted_cidrs: Option<Vec<String>>,
     pub federation: Option<FederationSection>,
     pub experimental: Option<ExperimentalSection>,
     pub profiling_enabled: Option<LenientBool>,
     pub profiling_port: Option<Lenient<u16>>,
     pub profiling_freq: Option<Lenient<u32>>,
-    #[serde(default)]
-    pub profiling_names: Vec<String>,
+    pub profiling_names: Option<Vec<String>>,
 }
 
 /// `ca_subject { country, organization, common_name }`.
@@ -221,4 +222,211 @@ impl ServerSection {
     pub fn log_level(&self) -> &str {
         self.log_level.as_deref().unwrap_or("INFO")
     }
+
+    /// The keys set here that spire-rs does not implement, each with the reason. A key is
+    /// refused when present, or (for a flag whose `false` is SPIRE's default and spire-rs's
+    /// behaviour) when true.
+    pub fn refusals(&self) -> Vec<Refusal> {
+        let mut found = Findings::new("server");
+        found.present(
+            &self.max_attested_node_info_staleness,
+            "max_attested_node_info_staleness",
+            "attested node information is not cached, so there is no staleness to bound",
+        );
+        found.present(
+            &self.proxy_protocol_trusted_cidrs,
+            "proxy_protocol_trusted_cidrs",
+            "the server port does not read PROXY protocol headers",
+        );
+        profiling(
+            &mut found,
+            self.profiling_enabled,
+            &self.profiling_port,
+            &self.profiling_freq,
+            &self.profiling_names,
+        );
+        const PRUNE: &str = "attested nodes are not pruned";
+        found.present(
+            &self.prune_attested_nodes_expired_for,
+            "prune_attested_nodes_expired_for",
+            PRUNE,
+        );
+        found.present(
+            &self.prune_attested_nodes_batch_size,
+            "prune_attested_nodes_batch_size",
+            PRUNE,
+        );
+        found.when(is_true(self.prune_tofu_nodes), "prune_tofu_nodes", PRUNE);
+        if let Some(e) = &self.experimental {
+            e.refusals(&mut found);
+        }
+        found.into_refusals()
+    }
+
+    /// Warnings for keys spire-rs accepts without acting on them yet (stock configurations
+    /// set some of them, and leaving them unenforced is safe): each names its key.
+    pub fn ignored(&self) -> Vec<String> {
+        let mut found = Findings::new("server");
+        found.when(
+            is_true(self.audit_log_enabled),
+            "audit_log_enabled",
+            "spire-rs writes no audit log yet",
+        );
+        if let Some(limits) = &self.ratelimit {
+            let on: Vec<&str> = [
+                ("attestation", limits.attestation),
+                ("signing", limits.signing),
+            ]
+            .into_iter()
+            .filter(|(_, set)| set.is_none_or(|b| b.0))
+            .map(|(name, _)| name)
+            .collect();
+            found.when(
+                !on.is_empty(),
+                "ratelimit",
+                &format!(
+                    "spire-rs does not rate-limit node attestation or X509-SVID signing yet \
+                     (enabled here: {}), so these limits are not enforced",
+                    on.join(", ")
+                ),
+            );
+        }
+        found.when(
+            is_true(self.log_source_location),
+            "log_source_location",
+            "log lines carry no source location yet",
+        );
+        found.into_warnings()
+    }
+}
+
+// === impl ExperimentalSection ===
+
+impl ExperimentalSection {
+    fn refusals(&self, found: &mut Findings) {
+        found.present(
+            &self.auth_opa_policy_engine,
+            "experimental.auth_opa_policy_engine",
+            "OPA/Rego policies cannot be loaded (authorization follows SPIRE's default policy)",
+        );
+        found.when(
+            is_true(self.agent_spiffe_id_as_selector),
+            "experimental.agent_spiffe_id_as_selector",
+            "an agent's SPIFFE ID is not offered as a selector",
+        );
+        found.present(
+            &self.named_pipe_name,
+            "experimental.named_pipe_name",
+            "there are no Windows named pipes (use socket_path)",
+        );
+        found.when(
+            is_true(self.require_pq_kem),
+            "experimental.require_pq_kem",
+            "TLS key exchange cannot be restricted to post-quantum groups",
+        );
+        found.present(
+            &self.wit_issuer,
+            "experimental.wit_issuer",
+            "WIT-SVIDs are not issued",
+        );
+        found.present(
+            &self.wit_key_type,
+            "experimental.wit_key_type",
+            "WIT-SVIDs are not issued",
+        );
+        found.present(
+            &self.sql_transaction_timeout,
+            "experimental.sql_transaction_timeout",
+            "the datastore has no transaction timeout setting",
+        );
+        found.present(
+            &self.full_cache_reload_interval,
+            "experimental.full_cache_reload_interval",
+            "the entry cache follows the change feed and never reloads in full",
+        );
+        found.present(
+            &self.prune_events_older_than,
+            "experimental.prune_events_older_than",
+            "change events are not pruned",
+        );
+        found.present(
+            &self.event_timeout,
+            "experimental.event_timeout",
+            "the change feed has no event gap timeout",
+        );
+        feature_flags(found, &self.feature_flags);
+    }
+}
+
+// === impl TelemetrySection ===
+
+impl TelemetrySection {
+    /// One warning per key set: spire-rs exports no metrics yet, and a stock configuration
+    /// (the helm charts render `Prometheus`) must keep loading.
+    pub fn ignored(&self) -> Vec<String> {
+        let mut found = Findings::new("telemetry");
+        let sinks = [
+            ("Prometheus", self.Prometheus.is_some()),
+            ("DogStatsd", self.DogStatsd.is_some()),
+            ("Statsd", self.Statsd.is_some()),
+            ("M3", self.M3.is_some()),
+            ("InMem", self.InMem.is_some()),
+        ];
+        for (name, set) in sinks {
+            found.when(set, name, "spire-rs exports no metrics yet");
+        }
+        let options = [
+            ("MetricPrefix", self.MetricPrefix.is_some()),
+            (
+                "EnableTrustDomainLabel",
+                self.EnableTrustDomainLabel.is_some(),
+            ),
+            ("EnableHostnameLabel", self.EnableHostnameLabel.is_some()),
+            ("AllowedPrefixes", self.AllowedPrefixes.is_some()),
+            ("BlockedPrefixes", self.BlockedPrefixes.is_some()),
+            ("AllowedLabels", self.AllowedLabels.is_some()),
+            ("BlockedLabels", self.BlockedLabels.is_some()),
+        ];
+        for (name, set) in options {
+            found.when(set, name, "spire-rs exports no metrics yet");
+        }
+        found.into_warnings()
+    }
+}
+
+/// True when a flag is set to true.
+pub(crate) fn is_true(flag: Option<LenientBool>) -> bool {
+    flag.is_some_and(|b| b.0)
+}
+
+/// `profiling_*` (both binaries): `profiling_enabled = false` asks for what spire-rs does;
+/// anything else asks for the pprof endpoint it does not have.
+pub(crate) fn profiling(
+    found: &mut Findings,
+    enabled: Option<LenientBool>,
+    port: &Option<Lenient<u16>>,
+    freq: &Option<Lenient<u32>>,
+    names: &Option<Vec<String>>,
+) {
+    const REASON: &str = "there is no profiling (pprof) endpoint";
+    found.when(is_true(enabled), "profiling_enabled", REASON);
+    found.present(port, "profiling_port", REASON);
+    found.present(freq, "profiling_freq", REASON);
+    found.present(names, "profiling_names", REASON);
+}
+
+/// `experimental.feature_flags` (both binaries): spire-rs has none of SPIRE's flags.
+pub(crate) fn feature_flags(found: &mut Findings, flags: &[String]) {
+    found.when(
+        !flags.is_empty(),
+        "experimental.feature_flags",
+        &format!(
+            "spire-rs has none of SPIRE's feature flags (set: {})",
+            flags
+                .iter()
+                .map(|f| format!("{f:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    );
 }

@@ -200,6 +200,8 @@ fn spire_stock_configs_parse() {
             "{name}"
         );
         assert!(plugins.of_type("DataStore").next().is_some(), "{name}");
+        assert_eq!(server.refusals(), [], "{name}");
+        assert!(server.ignored().is_empty(), "{name}");
     }
 }
 
@@ -253,5 +255,40 @@ fn spire_stock_agent_configs_parse() {
         let (agent, plugins) = agent_doc(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(agent.trust_domain.as_deref(), Some("example.org"), "{name}");
         assert!(plugins.of_type("NodeAttestor").next().is_some(), "{name}");
+        // agent_full.conf sets rebootstrap_mode = "never" and its delay: accepted.
+        assert_eq!(agent.refusals(), [], "{name}");
+        assert!(agent.ignored().is_empty(), "{name}");
     }
+}
+
+#[test]
+fn plugin_data_file_is_refused_by_name_on_enabled_blocks() {
+    let err = catalog_error(
+        "plugins {\n DataStore \"sql\" { plugin_data_file = \"/etc/ds.conf\" }\n \
+         NodeAttestor \"join_token\" {}\n}\n",
+    );
+    assert!(
+        err.starts_with("plugins.DataStore.sql.plugin_data_file is not supported by spire-rs: "),
+        "{err}"
+    );
+    // A disabled block is not read, so its data file is not either.
+    let doc = Document::parse(
+        "plugins {\n DataStore \"sql\" {}\n NodeAttestor \"join_token\" {}\n \
+         NodeAttestor \"k8s_psat\" {\n enabled = false\n plugin_data_file = \"/x\"\n }\n}\n",
+    )
+    .unwrap();
+    CATALOG.load(doc.raw("plugins")).unwrap();
+}
+
+#[test]
+fn refusals_name_the_key_and_join_with_semicolons() {
+    let err = ConfigError::Unsupported(vec![
+        Refusal::new("server.a", "no a"),
+        Refusal::new("server.b", "no b"),
+    ]);
+    assert_eq!(
+        err.to_string(),
+        "server.a is not supported by spire-rs: no a; server.b is not supported by spire-rs: no b"
+    );
+    assert!(refuse(Vec::new()).is_ok());
 }

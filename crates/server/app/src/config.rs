@@ -73,8 +73,10 @@ pub struct ServerConfig {
     pub plugins: ServerPlugins,
     /// `health_checks { }`.
     pub health: HealthConfig,
-    /// What the configuration should change (deprecated keys), for the log once it is set
-    /// up.
+    /// What the configuration should change, for the log once it is set up: deprecated
+    /// keys, and keys accepted without effect yet (`telemetry`, `ratelimit`,
+    /// `audit_log_enabled`, …), each named. Keys spire-rs cannot honour are refused instead
+    /// (`docs/config.md`).
     pub warnings: Vec<String>,
 }
 
@@ -97,14 +99,19 @@ impl ServerConfig {
         Self::from_text(&text, overrides)
     }
 
-    /// Resolves configuration text.
+    /// Resolves configuration text: the path both `run` and `validate` take. A key SPIRE has
+    /// and spire-rs does not implement is refused by name.
     pub fn from_text(text: &str, overrides: &Overrides) -> Result<Self, Error> {
         let doc = Document::parse(text)?;
         doc.check_sections(&["server", "plugins", "telemetry", "health_checks"])?;
         let server: ServerSection = doc.section("server")?;
-        let _: TelemetrySection = doc.section("telemetry")?;
+        let telemetry: TelemetrySection = doc.section("telemetry")?;
+        spire_config::refuse(server.refusals())?;
         let health = HealthConfig::from_document(&doc)?;
-        Self::resolve(&server, doc.raw("plugins"), health, overrides)
+        let mut config = Self::resolve(&server, doc.raw("plugins"), health, overrides)?;
+        config.warnings.extend(server.ignored());
+        config.warnings.extend(telemetry.ignored());
+        Ok(config)
     }
 
     fn resolve(
@@ -212,3 +219,6 @@ impl From<ConfigError> for Error {
         Error::Config(e.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 use spire_config::de::{GoDuration, Lenient, LenientBool};
-use spire_config::{CatalogSpec, Constraint, PluginBlock, typed};
+use spire_config::{CatalogSpec, Constraint, PluginBlock, Refusal, typed};
 use spire_server_datastore_sql::SqlConfig;
 use spire_server_plugin::bundlepublisher::K8sConfigMapConfig;
 use spire_server_plugin::nodeattestor::{K8sPsatConfig, X509PopConfig};
@@ -90,10 +90,9 @@ pub struct ServerPlugins {
     pub bundle_publishers: Vec<BundlePublisherChoice>,
 }
 
-/// `DataStore "sql"` plugin data. SPIRE's pool-size, read-replica and TLS keys are accepted
-/// (so its configs load) but not used yet.
+/// `DataStore "sql"` plugin data. SPIRE's pool-size, read-replica, migration, logging and
+/// MySQL TLS keys are read only to be refused by name ([`SqlPluginData::refusals`]).
 #[derive(Deserialize)]
-#[allow(dead_code)] // the accepted-but-unused keys (see above)
 struct SqlPluginData {
     database_type: String,
     connection_string: String,
@@ -133,6 +132,62 @@ struct DiskUpstreamData {
     bundle_file_path: Option<String>,
 }
 
+// === impl SqlPluginData ===
+
+impl SqlPluginData {
+    /// The keys set that the datastore does not implement (`disable_migration` and `log_sql`
+    /// only when true: false is what it does).
+    fn refusals(&self) -> Vec<Refusal> {
+        const PREFIX: &str = "plugins.DataStore.sql.plugin_data";
+        let mut refusals = Vec::new();
+        let mut when = |set: bool, key: &str, reason: &str| {
+            if set {
+                refusals.push(Refusal::new(format!("{PREFIX}.{key}"), reason));
+            }
+        };
+        // The datastore checks this again when it opens; checking here lets `validate` see it.
+        when(
+            !matches!(
+                self.database_type.as_str(),
+                "sqlite3" | "sqlite" | "postgres" | "postgresql"
+            ),
+            "database_type",
+            &format!(
+                "{:?} is not a database spire-rs has (use \"sqlite3\" or \"postgres\")",
+                self.database_type
+            ),
+        );
+        const POOL: &str = "the connection pool has fixed settings";
+        const MYSQL_TLS: &str = "it configures MySQL TLS, and MySQL is not supported";
+        when(
+            self.ro_connection_string.is_some(),
+            "ro_connection_string",
+            "every query goes to connection_string (no read replica)",
+        );
+        when(self.max_open_conns.is_some(), "max_open_conns", POOL);
+        when(self.max_idle_conns.is_some(), "max_idle_conns", POOL);
+        when(self.conn_max_lifetime.is_some(), "conn_max_lifetime", POOL);
+        when(
+            self.disable_migration.is_some_and(|b| b.0),
+            "disable_migration",
+            "the schema is always migrated at start",
+        );
+        when(self.root_ca_path.is_some(), "root_ca_path", MYSQL_TLS);
+        when(
+            self.client_cert_path.is_some(),
+            "client_cert_path",
+            MYSQL_TLS,
+        );
+        when(self.client_key_path.is_some(), "client_key_path", MYSQL_TLS);
+        when(
+            self.log_sql.is_some_and(|b| b.0),
+            "log_sql",
+            "SQL statements are logged through SPIRE_LOG (sqlx=debug) instead",
+        );
+        refusals
+    }
+}
+
 // === impl ServerPlugins ===
 
 impl ServerPlugins {
@@ -142,6 +197,7 @@ impl ServerPlugins {
         let only = |kind: &str| plugins.of_type(kind).next();
         let datastore = only("DataStore").ok_or_else(|| missing("DataStore"))?;
         let sql: SqlPluginData = plugin_data(datastore)?;
+        spire_config::refuse(sql.refusals())?;
         let key_manager = only("KeyManager").ok_or_else(|| missing("KeyManager"))?;
         let key_manager = match key_manager.name.as_str() {
             "disk" => {
@@ -172,7 +228,7 @@ impl ServerPlugins {
                     Ok(NodeAttestorChoice::JoinToken)
                 }
                 "x509pop" => x509pop_config(block).map(NodeAttestorChoice::X509Pop),
-                _ => K8sPsatConfig::from_plugin_data(&lenient_data(block)?)
+                _ => K8sPsatConfig::from_plugin_data(&block.plugin_data)
                     .map(NodeAttestorChoice::K8sPsat)
                     .map_err(|e| plugin_error(block, e)),
             })
@@ -180,7 +236,7 @@ impl ServerPlugins {
         let notifiers = plugins
             .of_type("Notifier")
             .map(|block| {
-                K8sBundleConfig::from_plugin_data(&lenient_data(block)?)
+                K8sBundleConfig::from_plugin_data(&block.plugin_data)
                     .map(NotifierChoice::K8sBundle)
                     .map_err(|e| plugin_error(block, e))
             })
@@ -188,7 +244,7 @@ impl ServerPlugins {
         let bundle_publishers = plugins
             .of_type("BundlePublisher")
             .map(|block| {
-                K8sConfigMapConfig::from_plugin_data(&lenient_data(block)?)
+                K8sConfigMapConfig::from_plugin_data(&block.plugin_data)
                     .map(BundlePublisherChoice::K8sConfigMap)
                     .map_err(|e| plugin_error(block, e))
             })
@@ -240,20 +296,10 @@ fn x509pop_config(block: &PluginBlock) -> Result<X509PopConfig, Error> {
 
 /// Typed plugin data, refusing unknown keys (SPIRE's rule for most built-ins).
 fn plugin_data<T: serde::de::DeserializeOwned>(block: &PluginBlock) -> Result<T, Error> {
-    let data = lenient_data(block)?;
+    // `plugin_data_file` never gets here: the catalog refuses it.
+    let data = block.plugin_data.clone();
     let section = format!("plugins.{}.{}.plugin_data", block.plugin_type, block.name);
     Ok(typed(&section, data)?)
-}
-
-/// The plugin data tree, for plugins that apply their own unknown-key rule.
-fn lenient_data(block: &PluginBlock) -> Result<serde_json::Value, Error> {
-    if block.plugin_data_file.is_some() {
-        return Err(plugin_error(
-            block,
-            "plugin_data_file is not supported yet; use plugin_data",
-        ));
-    }
-    Ok(block.plugin_data.clone())
 }
 
 fn plugin_error(block: &PluginBlock, message: impl std::fmt::Display) -> Error {
