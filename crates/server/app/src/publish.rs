@@ -99,9 +99,15 @@ impl BundleOutlets {
         let mut states = feed.subscribe();
         let mut republish = tokio::time::interval(REPUBLISH_INTERVAL);
         republish.tick().await;
+        // The bundle may have changed between `loaded` and this subscription: look once at
+        // once rather than wait for the next change.
+        let mut first = true;
         loop {
             let seen = *states.borrow_and_update();
-            let tick = tokio::select! {
+            let tick = if std::mem::take(&mut first) {
+                false
+            } else {
+                tokio::select! {
                 changed = states.wait_for(|s| {
                     s.bundles_revision != seen.bundles_revision || s.loads != seen.loads
                 }) => {
@@ -112,6 +118,7 @@ impl BundleOutlets {
                 }
                 _ = republish.tick() => true,
                 () = shutdown.stopped() => return,
+                }
             };
             let bundle = match datastore.fetch_bundle(&trust_domain).await {
                 Ok(Some(bundle)) => bundle,
