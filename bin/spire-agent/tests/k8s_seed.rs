@@ -324,7 +324,7 @@ async fn seed_manual_registration_end_to_end() {
     assert!(
         server_log
             .lines()
-            .any(|l| l.contains("WARN") && l.contains("default_svid_ttl")),
+            .any(|l| l.contains("level=warning") && l.contains("default_svid_ttl")),
         "no default_svid_ttl warning in the server log"
     );
 

@@ -32,7 +32,7 @@ pub(crate) struct RunArgs {
     /// 'debug', 'info', 'warn', or 'error'
     #[arg(long = "logLevel")]
     log_level: Option<String>,
-    /// Include source file, line number and function name in log lines (accepted)
+    /// Include source file, line number and function name in log lines
     #[arg(long = "logSourceLocation", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool)]
     log_source_location: Option<bool>,
     /// IP address or DNS name of the SPIRE server
@@ -75,7 +75,6 @@ pub(crate) struct RunArgs {
 
 impl RunArgs {
     fn load(&self) -> Result<AgentConfig, spire_agent_app::Error> {
-        let _ = self.log_source_location;
         let overrides = Overrides {
             data_dir: self.data_dir.clone(),
             join_token: self.join_token.clone(),
@@ -101,11 +100,14 @@ impl RunArgs {
 
 pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     let config = args.load()?;
-    spire_cli::init_logging(
-        &config.log_level,
-        &config.log_format,
-        config.log_file.as_deref(),
-    )?;
+    spire_cli::start_logging(&spire_cli::LogSettings {
+        level: config.log_level.clone(),
+        format: config.log_format.clone(),
+        file: config.log_file.clone(),
+        source_location: args
+            .log_source_location
+            .unwrap_or(config.log_source_location),
+    })?;
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }

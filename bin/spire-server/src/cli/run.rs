@@ -31,7 +31,7 @@ pub(crate) struct RunArgs {
     /// Lowest level logged: debug, info, warn or error
     #[arg(long = "logLevel")]
     log_level: Option<String>,
-    /// Add code locations to log lines (accepted; no effect yet)
+    /// Include source file, line number and function name in log lines
     #[arg(long = "logSourceLocation", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     log_source_location: Option<bool>,
     /// Trust domain the server issues identities in; overrides trust_domain
@@ -63,11 +63,14 @@ impl RunArgs {
 
 pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     let config = args.load()?;
-    spire_cli::init_logging(
-        &config.log_level,
-        &config.log_format,
-        config.log_file.as_deref(),
-    )?;
+    spire_cli::start_logging(&spire_cli::LogSettings {
+        level: config.log_level.clone(),
+        format: config.log_format.clone(),
+        file: config.log_file.clone(),
+        source_location: args
+            .log_source_location
+            .unwrap_or(config.log_source_location),
+    })?;
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }

@@ -123,6 +123,11 @@ impl Server {
             .unwrap()
     }
 
+    /// The server's process ID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn stop(mut self) {
         self.child.kill().ok();
         self.child.wait().ok();

@@ -113,10 +113,12 @@ pub struct AgentConfig {
     pub health: HealthConfig,
     /// `log_level` (upper case).
     pub log_level: String,
-    /// `log_format`.
+    /// `log_format`: empty (unset: logrus's default text format), `text` or `json`.
     pub log_format: String,
     /// `log_file`.
     pub log_file: Option<PathBuf>,
+    /// `log_source_location`: every line names its file and function.
+    pub log_source_location: bool,
     /// `experimental.sync_interval`.
     pub sync_interval: Duration,
     /// `x509_svid_cache_max_size`.
@@ -138,7 +140,7 @@ pub struct AgentConfig {
     /// `sds {}`: Envoy SDS resource names and validation (SPIRE's defaults).
     pub sds: SdsConfig,
     /// What the configuration should change, for the log once it is set up: keys accepted
-    /// without effect yet (`telemetry`, `log_source_location`), experimental settings, and
+    /// without effect yet (`telemetry`), experimental settings, and
     /// settings another one overrides, each named. Keys spire-rs cannot honour are refused
     /// instead (`docs/config.md`).
     pub warnings: Vec<String>,
@@ -310,8 +312,9 @@ fn resolve(
         log_level: pick(&o.log_level, &agent.log_level)
             .unwrap_or_else(|| "INFO".into())
             .to_uppercase(),
-        log_format: pick(&o.log_format, &agent.log_format).unwrap_or_else(|| "text".into()),
+        log_format: pick(&o.log_format, &agent.log_format).unwrap_or_default(),
         log_file: pick(&o.log_file, &agent.log_file).map(PathBuf::from),
+        log_source_location: agent.log_source_location(),
         sync_interval: agent.sync_interval(),
         x509_svid_cache_max_size: agent.x509_svid_cache_max_size() as usize,
         jwt_svid_cache_max_size: agent

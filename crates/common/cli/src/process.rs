@@ -1,53 +1,5 @@
-//! Process plumbing both `run` commands share: the logger and the stop signals.
-
-use std::path::Path;
-use std::sync::Arc;
-
-use anyhow::Context as _;
-
-/// Starts the process's logger as SPIRE's `log_level`, `log_format` and `log_file` ask: the
-/// level applies to spire-rs crates, libraries stay at `warn` unless tracing; `SPIRE_LOG`
-/// (an `EnvFilter`) overrides everything.
-pub fn init_logging(level: &str, format: &str, file: Option<&Path>) -> anyhow::Result<()> {
-    use tracing_subscriber::EnvFilter;
-    use tracing_subscriber::fmt::writer::BoxMakeWriter;
-
-    let level = match level.to_ascii_uppercase().as_str() {
-        "TRACE" => "trace",
-        "DEBUG" => "debug",
-        "WARN" | "WARNING" => "warn",
-        "ERROR" | "FATAL" | "PANIC" => "error",
-        _ => "info",
-    };
-    // The configured level applies to spire-rs; libraries stay at warn unless tracing, so a
-    // DEBUG server log is not drowned in SQL statements and HTTP/2 frames.
-    let deps = if level == "trace" { "trace" } else { "warn" };
-    let directives = format!(
-        "{level},sqlx={deps},h2={deps},hyper={deps},rustls={deps},tonic={deps},tower={deps},loona_hpack={deps}"
-    );
-    let filter =
-        EnvFilter::try_from_env("SPIRE_LOG").unwrap_or_else(|_| EnvFilter::new(directives));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(file.is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr())); // colour only on a terminal
-    let writer = match file {
-        Some(path) => {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .with_context(|| format!("opening log file {}", path.display()))?;
-            BoxMakeWriter::new(Arc::new(file))
-        }
-        None => BoxMakeWriter::new(std::io::stderr),
-    };
-    let result = if format.eq_ignore_ascii_case("json") {
-        builder.json().with_writer(writer).try_init()
-    } else {
-        builder.with_writer(writer).try_init()
-    };
-    result.map_err(|e| anyhow::anyhow!("could not start logger: {e}"))
-}
+//! Process plumbing both `run` commands share: the umask and the stop signals (the logger is
+//! in `logging`).
 
 /// Resolves on SIGTERM or SIGINT (never, if the handlers cannot be installed).
 pub async fn wait_for_signal() {
@@ -80,7 +32,7 @@ pub fn tighten_umask() -> u32 {
 
 /// What `run` does before starting a daemon (`what` is `server` or `agent`): the umask forced
 /// to include 027, with SPIRE's warning when it had to be, and the process's stop signal,
-/// triggered on SIGTERM or SIGINT. Call inside a tokio runtime, after [`init_logging`].
+/// triggered on SIGTERM or SIGINT. Call inside a tokio runtime, after [`crate::start_logging`].
 pub fn prepare_daemon(what: &'static str) -> spire_task::Shutdown {
     let previous = tighten_umask();
     if previous & 0o027 != 0o027 {

@@ -181,13 +181,12 @@ impl AgentSection {
     /// Warnings for keys spire-rs accepts without acting on them yet (safe to leave
     /// unenforced): each names its key.
     pub fn ignored(&self) -> Vec<String> {
-        let mut found = Findings::new("agent");
-        found.when(
-            is_true(self.log_source_location),
-            "log_source_location",
-            "log lines carry no source location yet",
-        );
-        found.into_warnings()
+        Findings::new("agent").into_warnings()
+    }
+
+    /// `log_source_location`, default false.
+    pub fn log_source_location(&self) -> bool {
+        is_true(self.log_source_location)
     }
 
     /// `experimental.sync_interval`, default 5 s.

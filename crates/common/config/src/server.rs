@@ -223,6 +223,11 @@ impl ServerSection {
         self.log_level.as_deref().unwrap_or("INFO")
     }
 
+    /// `log_source_location`, default false.
+    pub fn log_source_location(&self) -> bool {
+        is_true(self.log_source_location)
+    }
+
     /// The keys set here that spire-rs does not implement, each with the reason. A key is
     /// refused when present, or (for a flag whose `false` is SPIRE's default and spire-rs's
     /// behaviour) when true.
@@ -291,11 +296,6 @@ impl ServerSection {
                 ),
             );
         }
-        found.when(
-            is_true(self.log_source_location),
-            "log_source_location",
-            "log lines carry no source location yet",
-        );
         found.into_warnings()
     }
 }

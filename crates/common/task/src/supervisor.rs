@@ -55,7 +55,8 @@ impl Supervisor {
         &self.shutdown
     }
 
-    /// Starts `task` under `name`, inside a span `task{name=…}`. The task is expected to run
+    /// Starts `task` under `name`, inside a span `task{subsystem_name=…}` (so every line it
+    /// logs carries SPIRE's `subsystem_name` field). The task is expected to run
     /// until the shutdown signal; returning before it (even `Ok`) stops the process. Call
     /// inside a tokio runtime.
     pub fn spawn<F>(&mut self, name: &'static str, task: F)
@@ -63,7 +64,7 @@ impl Supervisor {
         F: Future + Send + 'static,
         F::Output: TaskOutput,
     {
-        let span = tracing::info_span!("task", name);
+        let span = tracing::info_span!("task", subsystem_name = name);
         let handle = self
             .tasks
             .spawn(async move { task.await.into_result() }.instrument(span));

@@ -124,8 +124,8 @@ fn log_and_format(code: Code, msg: &str, cause: Option<&dyn Display>) -> String 
     }
 }
 
+/// As SPIRE logs a failure: the cause, when there is one, in the `error` field.
 fn log(code: Code, msg: &str, cause: Option<&str>) {
-    let cause = cause.unwrap_or_default();
     match code {
         Code::InvalidArgument => tracing::error!(error = cause, "Invalid argument: {msg}"),
         Code::NotFound => tracing::error!("{}", capitalize(msg)),

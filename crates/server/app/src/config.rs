@@ -51,10 +51,12 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// `log_level` (upper case as in SPIRE).
     pub log_level: String,
-    /// `log_format`: `text` or `json`.
+    /// `log_format`: empty (unset: logrus's default text format), `text` or `json`.
     pub log_format: String,
     /// `log_file`, if logs go to a file.
     pub log_file: Option<PathBuf>,
+    /// `log_source_location`: every line names its file and function.
+    pub log_source_location: bool,
     /// CA settings, including the JWT-SVID ones (`jwt_key_type`, `jwt_issuer`,
     /// `default_jwt_svid_ttl`, `disable_jwt_svids`).
     pub ca: CaConfig,
@@ -187,12 +189,13 @@ impl ServerConfig {
                 .log_format
                 .clone()
                 .or_else(|| s.log_format.clone())
-                .unwrap_or_else(|| "text".into()),
+                .unwrap_or_default(),
             log_file: o
                 .log_file
                 .clone()
                 .or_else(|| s.log_file.clone())
                 .map(PathBuf::from),
+            log_source_location: s.log_source_location(),
             ca,
             admin_ids,
             cache_reload_interval: s

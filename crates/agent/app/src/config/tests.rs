@@ -291,10 +291,10 @@ fn accepted_but_unenforced_keys_are_warned_about_by_name() {
         with_agent_keys("log_source_location = true")
     );
     let config = resolve_text(&text, &Overrides::default()).unwrap();
+    assert!(config.log_source_location);
     assert_eq!(
         config.warnings,
         [
-            "agent.log_source_location is ignored: log lines carry no source location yet",
             "telemetry.Prometheus is ignored: spire-rs exports no metrics yet",
             "telemetry.DogStatsd is ignored: spire-rs exports no metrics yet",
         ]

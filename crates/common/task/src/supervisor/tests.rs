@@ -230,8 +230,9 @@ fn each_task_logs_inside_a_span_with_its_name() {
     });
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(
-        logs.lines()
-            .any(|l| l.contains("task{name=\"server-svid-rotator\"}") && l.contains("rotated")),
+        logs.lines().any(
+            |l| l.contains("task{subsystem_name=\"server-svid-rotator\"}") && l.contains("rotated")
+        ),
         "{logs}"
     );
     assert!(

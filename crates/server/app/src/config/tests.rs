@@ -242,6 +242,7 @@ fn accepted_but_unenforced_keys_are_warned_about_by_name() {
         )
     );
     let config = load(&text).unwrap();
+    assert!(config.log_source_location);
     let named = |key: &str| {
         config
             .warnings
@@ -250,7 +251,6 @@ fn accepted_but_unenforced_keys_are_warned_about_by_name() {
     };
     for key in [
         "server.audit_log_enabled",
-        "server.log_source_location",
         "server.ratelimit",
         "telemetry.Prometheus",
         "telemetry.DogStatsd",
@@ -258,7 +258,7 @@ fn accepted_but_unenforced_keys_are_warned_about_by_name() {
     ] {
         assert!(named(key), "{key}: {:?}", config.warnings);
     }
-    assert_eq!(config.warnings.len(), 6, "{:?}", config.warnings);
+    assert_eq!(config.warnings.len(), 5, "{:?}", config.warnings);
     let ratelimit = config
         .warnings
         .iter()
