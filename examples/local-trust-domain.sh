@@ -21,8 +21,13 @@ case "${1:-}" in
 esac
 
 cargo build -q -p spire-server -p spire-agent
-server_bin=target/debug/spire-server
-agent_bin=target/debug/spire-agent
+# The binaries are where cargo put them: its target directory (CARGO_TARGET_DIR, build.target-dir
+# in a cargo config, or ./target), as `cargo metadata` reports it.
+target_dir=$(cargo metadata --format-version 1 --no-deps |
+  sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+[ -n "$target_dir" ] || { echo "cargo metadata reported no target_directory" >&2; exit 1; }
+server_bin=$target_dir/debug/spire-server
+agent_bin=$target_dir/debug/spire-agent
 data=./.data
 server_socket=/tmp/spire-server/private/api.sock
 agent_socket=/tmp/spire-agent/public/api.sock
@@ -106,8 +111,9 @@ echo "Expires:    $(openssl x509 -in "$data/svid/svid.0.pem" -noout -enddate | s
 echo "Socket:     unix://$agent_socket (SPIFFE_ENDPOINT_SOCKET for SPIFFE clients)"
 
 echo "--- a JWT-SVID for audience demo-api, validated by the agent"
+# awk reads to the end (no early exit), so the agent never writes into a closed pipe.
 token="$("$agent_bin" api fetch jwt -socketPath "$agent_socket" -audience demo-api |
-  awk '/^token\(/ { getline; sub(/^[ \t]+/, ""); print; exit }')"
+  awk '/^token\(/ && !found { getline; sub(/^[ \t]+/, ""); print; found = 1 }')"
 [ -n "$token" ]
 "$agent_bin" api validate jwt -socketPath "$agent_socket" -audience demo-api -svid "$token"
 

@@ -5,7 +5,17 @@ set -euo pipefail
 
 E2E_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_DIR="$(cd "$E2E_DIR/../.." && pwd)"
-TARGET_DIR="${CARGO_TARGET_DIR:-$REPO_DIR/target}"
+# Cargo's target directory as cargo itself resolves it (CARGO_TARGET_DIR, relative to where the
+# script is run from like cargo's; build.target-dir; else <repo>/target). Only needed when the
+# runner did not name both binaries.
+if [[ -n "${SPIRE_SERVER_BIN:-}" && -n "${SPIRE_AGENT_BIN:-}" ]]; then
+  TARGET_DIR=""
+elif command -v cargo >/dev/null; then
+  TARGET_DIR="$(cargo metadata --manifest-path "$REPO_DIR/Cargo.toml" --format-version 1 --no-deps |
+    sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
+else
+  TARGET_DIR="${CARGO_TARGET_DIR:-$REPO_DIR/target}"
+fi
 SERVER_BIN="${SPIRE_SERVER_BIN:-$TARGET_DIR/debug/spire-server}"
 AGENT_BIN="${SPIRE_AGENT_BIN:-$TARGET_DIR/debug/spire-agent}"
 SPIRE_CONF="${SPIRE_E2E_CONF:-$REPO_DIR/../shared/testdata/spire-conf}"
