@@ -9,6 +9,7 @@ mod federation;
 mod flag_tests;
 mod healthcheck;
 mod jwt;
+mod logger;
 mod run;
 mod token;
 mod x509;
@@ -54,6 +55,9 @@ enum Command {
     /// Manage dynamic federation relationships.
     #[command(subcommand)]
     Federation(federation::FederationCommand),
+    /// Read or change the running server's log level.
+    #[command(subcommand)]
+    Logger(logger::LoggerCommand),
 }
 
 impl Cli {
@@ -86,6 +90,7 @@ async fn run_client(command: Command, io: &mut common::Io<'_>) -> anyhow::Result
         Command::Jwt(c) => jwt::run(c, io).await,
         Command::Agent(c) => agent::run(c, io).await,
         Command::Federation(c) => federation::run(c, io).await,
+        Command::Logger(c) => logger::run(c, io).await,
         Command::Run(_) | Command::Validate(_) => {
             unreachable!("server-side commands are dispatched by Cli::run")
         }

@@ -63,7 +63,7 @@ impl RunArgs {
 
 pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     let config = args.load()?;
-    spire_cli::start_logging(&spire_cli::LogSettings {
+    let log = spire_cli::start_logging(&spire_cli::LogSettings {
         level: config.log_level.clone(),
         format: config.log_format.clone(),
         file: config.log_file.clone(),
@@ -77,7 +77,8 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     let stop = spire_cli::prepare_daemon("server");
     let clock: SharedClock = Arc::new(SystemClock);
     // A failed task ends the process non-zero; its name is in the error and the log.
-    spire_server_app::run(config, clock, stop).await?;
+    let logger = Arc::new(crate::cli::logger::ServerLogLevel(log));
+    spire_server_app::run_with_logger(config, clock, stop, logger).await?;
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! The server's gRPC APIs, wire-compatible with SPIRE, behind one authorization layer.
 //!
 //! One module per service ([`entry`], [`bundle`], [`agent`], [`svid`], [`trust_domain`],
-//! [`debug`], and spire-rs's own [`push`]), each a `Config` → `new` → tonic server type; proto ⇄ domain
+//! [`debug`], [`logger`], and spire-rs's own [`push`]), each a `Config` → `new` → tonic server type; proto ⇄ domain
 //! conversion at the edge ([`convert`]); one error-to-status helper that logs.
 //! [`admin_routes`] (the admin Unix socket: everything, including Debug, Health and Logger)
 //! and [`tcp_routes`] (Agent, Bundle, Entry, SVID, TrustDomain, LocalAuthority, Push) return
@@ -28,6 +28,7 @@ pub mod debug;
 pub mod dns;
 pub mod entry;
 pub mod health;
+pub mod logger;
 pub mod push;
 mod status;
 mod stubs;
@@ -42,7 +43,8 @@ use spire_id::{SpiffeId, TrustDomain};
 use spire_proto::spire::api::server::{
     agent::v1::agent_server::AgentServer, bundle::v1::bundle_server::BundleServer,
     debug::v1::debug_server::DebugServer, entry::v1::entry_server::EntryServer,
-    svid::v1::svid_server::SvidServer, trustdomain::v1::trust_domain_server::TrustDomainServer,
+    logger::v1::logger_server::LoggerServer, svid::v1::svid_server::SvidServer,
+    trustdomain::v1::trust_domain_server::TrustDomainServer,
 };
 use spire_proto::spirers::server::push::v1::push_server::PushServer;
 use spire_server_ca::Ca;
@@ -89,6 +91,9 @@ pub struct ApiContext {
     /// The federation refresher behind TrustDomain's `RefreshBundle`; none by default (every
     /// refresh then answers SPIRE's "no relationship with trust domain").
     pub bundle_refresher: Option<Arc<dyn BundleRefresher>>,
+    /// The process's log level, behind the Logger service on the admin socket; none by
+    /// default (the Logger methods then answer `Unimplemented`).
+    pub logger: Option<Arc<dyn logger::LogLevelControl>>,
 }
 
 /// Where the server's current X509-SVID chain (leaf first, DER) can be read.
@@ -122,6 +127,7 @@ impl ApiContext {
             server_svid: None,
             push: true,
             bundle_refresher: None,
+            logger: None,
         }
     }
 }
@@ -133,18 +139,25 @@ impl SvidSource for tokio::sync::watch::Receiver<Vec<Vec<u8>>> {
 }
 
 /// Every service, for the admin Unix socket: Agent, Bundle, Entry, SVID, TrustDomain,
-/// LocalAuthority, Push, Debug, Logger and `grpc.health.v1.Health` (SERVING while the
-/// server's own bundle can be read, see [`health`]), each wrapped by the authorization check.
+/// LocalAuthority, Push, Debug, Logger (over [`ApiContext::logger`]; `Unimplemented` without
+/// one) and `grpc.health.v1.Health` (SERVING while the server's own bundle can be read, see
+/// [`health`]), each wrapped by the authorization check.
 pub fn admin_routes(ctx: &ApiContext) -> Routes {
     let authorizer = Authorizer::new(ctx);
     let health = HealthServer::new(health::HealthService::new(health::Config::from(ctx)));
-    common_routes(ctx, &authorizer)
+    let routes = common_routes(ctx, &authorizer)
         .add_service(Authorized::new(
             DebugServer::new(debug::DebugService::new(debug::Config::from(ctx))),
             authorizer.clone(),
         ))
-        .add_service(Authorized::new(health, authorizer.clone()))
-        .add_service(Authorized::new(stubs::Logger, authorizer))
+        .add_service(Authorized::new(health, authorizer.clone()));
+    match &ctx.logger {
+        Some(control) => routes.add_service(Authorized::new(
+            LoggerServer::new(logger::LoggerService::new(control.clone())),
+            authorizer,
+        )),
+        None => routes.add_service(Authorized::new(stubs::Logger, authorizer)),
+    }
 }
 
 /// The services of the TCP (mTLS) listener: Agent, Bundle, Entry, SVID, TrustDomain,

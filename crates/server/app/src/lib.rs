@@ -13,7 +13,8 @@ mod uds;
 
 pub use config::{KeyManagerChoice, Overrides, ServerConfig};
 pub use health::server_checkers;
-pub use run::run;
+pub use run::{run, run_with_logger};
+pub use spire_server_api::logger::{LogLevelControl, logrus_name};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use spire_server_api::logger::LogLevelControl;
 use spire_server_api::{ApiContext, ChangeFeed, SvidSource};
 use spire_server_ca::{CaManager, Plugins};
 use spire_server_datastore::DataStore;
@@ -41,11 +42,32 @@ pub async fn run(config: ServerConfig, clock: SharedClock, stop: Shutdown) -> Re
     run_with(config, clock, stop, |_| {}).await
 }
 
+/// [`run`], with the Logger API on the admin socket reading and changing the process's log
+/// level through `logger`.
+pub async fn run_with_logger(
+    config: ServerConfig,
+    clock: SharedClock,
+    stop: Shutdown,
+    logger: Arc<dyn LogLevelControl>,
+) -> Result<(), Error> {
+    serve(config, clock, stop, Some(logger), |_| {}).await
+}
+
 /// [`run`], with `extra` called once every task is started (tests add faulty tasks).
 async fn run_with(
     config: ServerConfig,
     clock: SharedClock,
     stop: Shutdown,
+    extra: impl FnOnce(&mut Supervisor),
+) -> Result<(), Error> {
+    serve(config, clock, stop, None, extra).await
+}
+
+async fn serve(
+    config: ServerConfig,
+    clock: SharedClock,
+    stop: Shutdown,
+    logger: Option<Arc<dyn LogLevelControl>>,
     extra: impl FnOnce(&mut Supervisor),
 ) -> Result<(), Error> {
     // Tasks started before a start-up error are aborted when `tasks` is dropped.
@@ -125,6 +147,7 @@ async fn run_with(
             stop.clone(),
         ),
     );
+    context.logger = logger;
     context.admin_ids = config.admin_ids.clone();
     context.default_x509_svid_ttl = config.ca.default_x509_svid_ttl;
     context.server_svid = Some(Arc::new(svid_rx) as Arc<dyn SvidSource>);
