@@ -16,6 +16,8 @@ use crate::pki::{IssuedCert, TestCa, server_config};
 use crate::serve::{self, Abort, Body, Peer, Server};
 
 mod control;
+mod discovery;
+mod fields;
 mod json;
 mod lifecycle;
 mod list;
@@ -28,6 +30,7 @@ mod state;
 mod status;
 mod store;
 mod strategic;
+mod table;
 #[cfg(test)]
 mod tests;
 mod verbs;
@@ -256,6 +259,12 @@ impl TestApiServer {
         lock(&self.state.store).objects(&target(path))
     }
 
+    /// Every stored object as `<resource>[.<group>] [<namespace>/]<name>`
+    /// (`configmaps spire/trust-bundle`, `nodes node-1`), in list order.
+    pub fn object_keys(&self) -> Vec<String> {
+        lock(&self.state.store).keys()
+    }
+
     /// Stores every object of a multi-document YAML manifest (`kind: List` documents
     /// expanded) as [`put_object`](Self::put_object) does, at the path of its `apiVersion`
     /// and `kind` (CRDs earlier in the manifest declare theirs; unknown kinds get the
@@ -417,6 +426,7 @@ async fn serve_request(
         content_type: header(CONTENT_TYPE)
             .map(|c| c.split(';').next().unwrap_or("").trim().to_owned())
             .unwrap_or_default(),
+        accept: header(http::header::ACCEPT).unwrap_or_default(),
         authorization: header(AUTHORIZATION),
         client_cert_user: peer.client_cert.as_ref().map(|(cn, _)| cn.clone()),
         body,

@@ -20,11 +20,21 @@
 //!   (RFC 6902) and simplified server-side apply patches, on objects and on `/status`;
 //! - finalizers (`deletionTimestamp` until they are cleared), garbage collection of
 //!   dependents by `ownerReferences` (background, foreground, orphan), namespaces that empty
-//!   before they go, and CRDs that declare their resource when stored.
+//!   before they go (at once: the namespace controller's work is immediate), CRDs that
+//!   declare their resource when stored and, when deleted, delete their objects and go once
+//!   the last one's finalizers are cleared (their resource then answers 404);
+//! - what `kubectl` needs with validation on: legacy discovery (`/api`, `/apis`, per
+//!   group/version, CRD groups included while their CRD exists), OpenAPI v3 documents that
+//!   advertise server-side field validation, strict field validation
+//!   (`fieldValidation=Strict`: duplicate and unknown fields refused with the apiserver's
+//!   `strict decoding error`; built-in kinds checked against `k8s-openapi`'s types, custom
+//!   resources against their CRD's structural schema), and server-side `Table`s (`Name`,
+//!   `Age`) for `kubectl get`.
 //!
 //! Test knobs expire the watch history or continue tokens, close watches, count open ones,
 //! and await a stored state ([`TestApiServer::wait_for`]) without polling.
-//! [`TestKubelet`] serves `/pods` with switchable misbehaviour. The builders make realistic
+//! [`TestKubelet`] serves `/pods` with switchable misbehaviour. [`Kubectl`] runs the real
+//! `kubectl` against the apiserver, printing each command as a user would see it. The builders make realistic
 //! pods, nodes, namespaces, Endpoints, ConfigMaps and TokenReview users. Everything runs on
 //! the calling tokio runtime; nothing here needs a binary.
 #![forbid(unsafe_code)]
@@ -33,6 +43,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 mod apiserver;
 mod builders;
+mod kubectl;
 mod kubelet;
 mod pki;
 mod serve;
@@ -44,6 +55,7 @@ pub use builders::{
     EndpointsBuilder, PodBuilder, config_map_json, namespace_json, node_json,
     service_account_username, token_review_user,
 };
+pub use kubectl::{Kubectl, KubectlRun};
 pub use kubelet::{
     KubeletBehavior, KubeletRequest, TestKubelet, TestKubeletAuth, TestKubeletConfig,
 };

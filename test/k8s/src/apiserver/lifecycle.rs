@@ -1,7 +1,9 @@
 //! Deletion as the apiserver and its controllers carry it out: finalizers hold an object
 //! (with `deletionTimestamp` set) until updates clear them, the garbage collector deletes
-//! dependents whose owners are all gone (or orphans them, or deletes them first), and a
-//! namespace being deleted empties before it goes.
+//! dependents whose owners are all gone (or orphans them, or deletes them first), a
+//! namespace being deleted empties before it goes, and so does a CustomResourceDefinition
+//! (its custom objects are deleted, each gone once its finalizers are cleared; the CRD's own
+//! `customresourcecleanup` finalizer is implicit here).
 
 use std::collections::HashSet;
 
@@ -72,6 +74,18 @@ pub(crate) fn finalizers(object: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// For a CustomResourceDefinition: the (group, plural) of the resource it declares.
+fn crd_resource(key: &Key, crd: &Value) -> Option<(String, String)> {
+    if key.0 != "apiextensions.k8s.io" || key.1 != "customresourcedefinitions" {
+        return None;
+    }
+    let spec = &crd["spec"];
+    Some((
+        spec["group"].as_str()?.to_owned(),
+        spec["names"]["plural"].as_str()?.to_owned(),
+    ))
+}
+
 fn is_deleting(object: &Value) -> bool {
     object["metadata"].get("deletionTimestamp").is_some()
 }
@@ -111,11 +125,12 @@ impl Store {
         };
         let foreground = propagation == Propagation::Foreground && !dependents.is_empty();
         let is_namespace = key.0.is_empty() && key.1 == "namespaces";
+        let crd_resource = crd_resource(key, &object);
         let mut finalizers = finalizers(&object);
         if foreground && !finalizers.iter().any(|f| f == FOREGROUND_DELETION) {
             finalizers.push(FOREGROUND_DELETION.to_owned());
         }
-        if finalizers.is_empty() && !is_namespace {
+        if finalizers.is_empty() && !is_namespace && crd_resource.is_none() {
             return self.remove_now(key, None, now).map(Deletion::Removed);
         }
         let mut changed = false;
@@ -156,6 +171,17 @@ impl Store {
                 .cloned()
                 .collect();
             for item in content {
+                self.delete_key(&item, Propagation::Background, now);
+            }
+        }
+        if let Some((group, plural)) = crd_resource {
+            let custom_objects: Vec<Key> = self
+                .objects
+                .keys()
+                .filter(|(g, r, _, _)| *g == group && *r == plural)
+                .cloned()
+                .collect();
+            for item in custom_objects {
                 self.delete_key(&item, Propagation::Background, now);
             }
         }
@@ -269,6 +295,13 @@ impl Store {
                     .objects
                     .keys()
                     .any(|(_, _, namespace, _)| namespace == &key.3);
+        }
+        if let Some((group, plural)) = crd_resource(key, object) {
+            return finalizers.is_empty()
+                && !self
+                    .objects
+                    .keys()
+                    .any(|(g, r, _, _)| *g == group && *r == plural);
         }
         if !finalizers.iter().any(|f| f == FOREGROUND_DELETION) {
             return false;

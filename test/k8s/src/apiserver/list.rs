@@ -45,8 +45,9 @@ struct Continue {
 
 const TOKEN_VERSION: &str = "spire-test-k8s/v1";
 
-/// Objects of one resource by (namespace, name).
-type Snapshot = BTreeMap<(String, String), Value>;
+/// Objects of one resource by (namespace, name), borrowed from the store and its history (a
+/// page clones only the objects it returns).
+type Snapshot<'a> = BTreeMap<(&'a str, &'a str), &'a Value>;
 
 // === impl Continue ===
 
@@ -121,36 +122,40 @@ impl Store {
             }
             None => (self.revision, None),
         };
-        let snapshot = self.snapshot(target, revision);
-        let mut selected = snapshot
-            .into_iter()
-            .filter(|((namespace, _), object)| filter.matches(namespace, object))
-            .filter(|(position, _)| start.as_ref().is_none_or(|after| position > after));
-        let mut items = Vec::new();
-        let mut last = None;
-        for (position, object) in selected.by_ref() {
-            if limit > 0 && items.len() == limit {
-                last = Some(position);
-                break;
+        let (items, more, remaining) = {
+            let snapshot = self.snapshot(target, revision);
+            let mut selected = snapshot
+                .into_iter()
+                .filter(|((namespace, _), object)| filter.matches(namespace, object))
+                .filter(|((namespace, name), _)| {
+                    start
+                        .as_ref()
+                        .is_none_or(|(ns, n)| (*namespace, *name) > (ns.as_str(), n.as_str()))
+                });
+            let mut items = Vec::new();
+            let mut more = false;
+            for (_, object) in selected.by_ref() {
+                if limit > 0 && items.len() == limit {
+                    // The first item left out: there are more.
+                    more = true;
+                    break;
+                }
+                items.push(object.clone());
             }
-            items.push(object);
-        }
-        // `last` is the first item left out: there are more.
-        let (continue_token, remaining) = match last {
-            Some(_) => {
-                let (ns, name) = object_position(items.last());
-                let token = Continue {
-                    v: TOKEN_VERSION.to_owned(),
-                    n: self.next_continue_serial(),
-                    rv: revision,
-                    ns,
-                    name,
-                };
-                let remaining = (!filter.has_selectors()).then(|| 1 + selected.count());
-                (Some(token.encode()), remaining)
-            }
-            None => (None, None),
+            let remaining = (more && !filter.has_selectors()).then(|| 1 + selected.count());
+            (items, more, remaining)
         };
+        let continue_token = more.then(|| {
+            let (ns, name) = object_position(items.last());
+            Continue {
+                v: TOKEN_VERSION.to_owned(),
+                n: self.next_continue_serial(),
+                rv: revision,
+                ns,
+                name,
+            }
+            .encode()
+        });
         Ok(self.list_reply(target, revision, continue_token, remaining, items))
     }
 
@@ -186,16 +191,14 @@ impl Store {
 
     /// The objects of `target`'s resource as they were at `revision` (which the history
     /// reaches back to).
-    pub(super) fn snapshot(&self, target: &Target, revision: u64) -> Snapshot {
-        let mut objects: Snapshot = self
+    pub(super) fn snapshot(&self, target: &Target, revision: u64) -> Snapshot<'_> {
+        let mut objects: Snapshot<'_> = self
             .objects
             .iter()
             .filter(|((group, resource, _, _), _)| {
                 group == &target.group && resource == &target.resource
             })
-            .map(|((_, _, namespace, name), object)| {
-                ((namespace.clone(), name.clone()), object.clone())
-            })
+            .map(|((_, _, namespace, name), object)| ((namespace.as_str(), name.as_str()), object))
             .collect();
         if revision >= self.revision {
             return objects;
@@ -208,9 +211,9 @@ impl Store {
             if group != &target.group || resource != &target.resource {
                 continue;
             }
-            let position = (namespace.clone(), name.clone());
+            let position = (namespace.as_str(), name.as_str());
             match &event.previous {
-                Some(previous) => objects.insert(position, previous.clone()),
+                Some(previous) => objects.insert(position, previous),
                 None => objects.remove(&position),
             };
         }

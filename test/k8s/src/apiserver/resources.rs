@@ -2,7 +2,7 @@
 //! built-in ones, SPIRE's CRDs, those registered by tests and those a stored
 //! CustomResourceDefinition declares.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{Value, json};
 
@@ -24,10 +24,53 @@ pub(crate) struct ResourceInfo {
     pub(crate) custom: bool,
     /// DELETE answers with the deleted object rather than a `Success` status.
     pub(crate) returns_deleted_object: bool,
+    /// The versions discovery and the OpenAPI documents list the resource under (a CRD's
+    /// served versions, with their schemas). Empty: served at any version in its paths but
+    /// not discoverable (a test's registration, or SPIRE's CRDs before a CRD object for
+    /// them is stored).
+    pub(crate) versions: Vec<ServedVersion>,
+    /// `names.singular` (discovery's `singularName`), lower case.
+    pub(crate) singular: String,
+    /// `names.shortNames` (`ds`, `cm`, ...).
+    pub(crate) short_names: Vec<String>,
+}
+
+/// A version a resource is discoverable under.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ServedVersion {
+    /// `v1`, `v1alpha1`, ...
+    pub(crate) name: String,
+    /// A CRD version's `schema.openAPIV3Schema` (strict field validation walks it); none for
+    /// the built-in resources, whose fields are Kubernetes' own types (`fields`).
+    pub(crate) schema: Option<Value>,
 }
 
 /// One built-in resource: (group, plural, kind, namespaced, traits).
 type Builtin = (&'static str, &'static str, &'static str, bool, u8);
+
+/// The short names kubectl resolves for the built-in resources, by plural.
+const SHORT_NAMES: &[(&str, &str)] = &[
+    ("pods", "po"),
+    ("nodes", "no"),
+    ("namespaces", "ns"),
+    ("configmaps", "cm"),
+    ("serviceaccounts", "sa"),
+    ("services", "svc"),
+    ("endpoints", "ep"),
+    ("events", "ev"),
+    ("persistentvolumeclaims", "pvc"),
+    ("persistentvolumes", "pv"),
+    ("deployments", "deploy"),
+    ("daemonsets", "ds"),
+    ("replicasets", "rs"),
+    ("statefulsets", "sts"),
+    ("cronjobs", "cj"),
+    ("storageclasses", "sc"),
+    ("networkpolicies", "netpol"),
+    ("ingresses", "ing"),
+    ("poddisruptionbudgets", "pdb"),
+    ("customresourcedefinitions", "crd"),
+];
 
 const STATUS: u8 = 1;
 const GENERATION: u8 = 2;
@@ -209,6 +252,9 @@ const BUILTINS: &[Builtin] = &[
 #[derive(Clone, Debug)]
 pub(crate) struct Resources {
     by_resource: HashMap<(String, String), ResourceInfo>,
+    /// Resources whose CRD was removed: not served (404) until declared again. Any other
+    /// unknown resource is served in the scope its path uses.
+    withdrawn: HashSet<(String, String)>,
 }
 
 // === impl ResourceInfo ===
@@ -223,10 +269,13 @@ impl ResourceInfo {
             generation: true,
             custom: true,
             returns_deleted_object: true,
+            versions: Vec::new(),
+            singular: kind.to_lowercase(),
+            short_names: Vec::new(),
         }
     }
 
-    fn builtin(kind: &str, namespaced: bool, traits: u8) -> Self {
+    fn builtin(resource: &str, kind: &str, namespaced: bool, traits: u8) -> Self {
         if traits & CUSTOM != 0 {
             return Self::custom(kind, namespaced, true);
         }
@@ -237,6 +286,16 @@ impl ResourceInfo {
             generation: traits & GENERATION != 0,
             custom: false,
             returns_deleted_object: traits & RETURNS_OBJECT != 0,
+            versions: vec![ServedVersion {
+                name: "v1".to_owned(),
+                schema: None,
+            }],
+            singular: kind.to_lowercase(),
+            short_names: SHORT_NAMES
+                .iter()
+                .filter(|(plural, _)| *plural == resource)
+                .map(|(_, short)| (*short).to_owned())
+                .collect(),
         }
     }
 }
@@ -248,12 +307,13 @@ impl Resources {
     pub(crate) fn new() -> Self {
         let mut resources = Self {
             by_resource: HashMap::new(),
+            withdrawn: HashSet::new(),
         };
         for (group, resource, kind, namespaced, traits) in BUILTINS.iter().chain(SPIRE_CRDS) {
             resources.insert(
                 group,
                 resource,
-                ResourceInfo::builtin(kind, *namespaced, *traits),
+                ResourceInfo::builtin(resource, kind, *namespaced, *traits),
             );
         }
         resources
@@ -265,12 +325,38 @@ impl Resources {
             self.insert(
                 group,
                 resource,
-                ResourceInfo::builtin(kind, *namespaced, *traits),
+                ResourceInfo::builtin(resource, kind, *namespaced, *traits),
             );
         }
     }
 
+    /// Every resource, by (group, plural).
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&(String, String), &ResourceInfo)> {
+        self.by_resource.iter()
+    }
+
+    /// The resource a removed CustomResourceDefinition declared is no longer served (SPIRE's
+    /// too, whose preset [`register_spire_crds`](Self::register_spire_crds) restores).
+    pub(crate) fn forget_crd(&mut self, crd: &Value) {
+        let spec = &crd["spec"];
+        if let (Some(group), Some(plural)) =
+            (spec["group"].as_str(), spec["names"]["plural"].as_str())
+        {
+            let key = (group.to_owned(), plural.to_owned());
+            self.by_resource.remove(&key);
+            self.withdrawn.insert(key);
+        }
+    }
+
+    /// Whether the resource's CRD was removed (and nothing declared it since).
+    pub(crate) fn is_withdrawn(&self, group: &str, resource: &str) -> bool {
+        self.withdrawn
+            .contains(&(group.to_owned(), resource.to_owned()))
+    }
+
     pub(crate) fn insert(&mut self, group: &str, resource: &str, info: ResourceInfo) {
+        self.withdrawn
+            .remove(&(group.to_owned(), resource.to_owned()));
         self.by_resource
             .insert((group.to_owned(), resource.to_owned()), info);
     }
@@ -307,11 +393,29 @@ impl Resources {
                 .iter()
                 .any(|v| v["subresources"].get("status").is_some())
         }) || spec["subresources"].get("status").is_some();
-        self.insert(
-            group,
-            plural,
-            ResourceInfo::custom(kind, namespaced, status),
-        );
+        let mut info = ResourceInfo::custom(kind, namespaced, status);
+        info.versions = spec["versions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|v| v["served"] != false)
+            .filter_map(|v| {
+                Some(ServedVersion {
+                    name: v["name"].as_str()?.to_owned(),
+                    schema: v["schema"].get("openAPIV3Schema").cloned(),
+                })
+            })
+            .collect();
+        if let Some(singular) = spec["names"]["singular"].as_str() {
+            info.singular = singular.to_owned();
+        }
+        info.short_names = spec["names"]["shortNames"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(str::to_owned))
+            .collect();
+        self.insert(group, plural, info);
         if crd["status"]["conditions"]
             .as_array()
             .is_none_or(Vec::is_empty)
@@ -414,7 +518,10 @@ mod tests {
         }});
         resources.observe_crd(&mut crd, "t");
         let info = resources.get("example.com", "widgets").unwrap();
-        assert_eq!(info, &ResourceInfo::custom("Widget", false, true));
+        assert_eq!(info.kind, "Widget");
+        assert!(!info.namespaced && info.status && info.custom);
+        assert_eq!(info.versions.len(), 1);
+        assert_eq!(info.versions[0].name, "v1");
         assert_eq!(crd["status"]["conditions"][1]["type"], "Established");
         assert_eq!(crd["status"]["storedVersions"], json!(["v1"]));
         assert_eq!(

@@ -15,6 +15,7 @@ use super::path::Target;
 use super::status::{Status, reason_for};
 use super::store::{Answer, Reply, Store};
 use super::{Fault, RecordedRequest, TokenReviewOutcome};
+use super::{discovery, table};
 use crate::lock;
 
 /// `POST` here is a TokenReview, answered from the registered outcomes, never stored.
@@ -32,6 +33,8 @@ pub(crate) struct ApiRequest {
     pub(crate) query: String,
     /// The media type, without parameters.
     pub(crate) content_type: String,
+    /// The `Accept` header (`""` when absent).
+    pub(crate) accept: String,
     pub(crate) authorization: Option<String>,
     /// The common name of a verified client certificate.
     pub(crate) client_cert_user: Option<String>,
@@ -143,15 +146,33 @@ impl State {
         if request.path == "/version" && request.method == Method::GET {
             return Ok(Reply::new(200, &version()).into());
         }
+        if request.method == Method::GET
+            && let Some(reply) = discovery::answer(lock(&self.store).resources(), &request.path)
+        {
+            return reply.map(Answer::Reply);
+        }
         let target = Target::parse(&request.path).ok_or_else(Status::no_such_resource)?;
-        lock(&self.store).handle(
+        let answer = lock(&self.store).handle(
             &request.method,
             &target,
             &request.query,
             &request.content_type,
             &request.body,
             &now(),
-        )
+        )?;
+        Ok(match answer {
+            Answer::Reply(reply)
+                if request.method == Method::GET
+                    && reply.code == 200
+                    && table::wants_table(&request.accept) =>
+            {
+                match table::to_table(&reply.body) {
+                    Some(body) => Answer::Reply(Reply { code: 200, body }),
+                    None => Answer::Reply(reply),
+                }
+            }
+            other => other,
+        })
     }
 
     fn authenticate(&self, request: &ApiRequest) -> Result<(), Status> {
@@ -221,12 +242,15 @@ impl State {
     }
 }
 
-/// What `GET /version` answers: the Kubernetes version the fake models.
+/// The Kubernetes version the fake models.
+pub(crate) const KUBERNETES_VERSION: &str = "v1.33.0";
+
+/// What `GET /version` answers.
 fn version() -> Value {
     json!({
         "major": "1",
         "minor": "33",
-        "gitVersion": "v1.33.0",
+        "gitVersion": KUBERNETES_VERSION,
         "gitCommit": "0000000000000000000000000000000000000000",
         "gitTreeState": "clean",
         "buildDate": "2025-04-23T13:00:00Z",

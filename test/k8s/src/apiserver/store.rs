@@ -186,6 +186,10 @@ impl Store {
         self.resources.insert(group, resource, info);
     }
 
+    pub(crate) fn resources(&self) -> &Resources {
+        &self.resources
+    }
+
     pub(crate) fn resources_mut(&mut self) -> &mut Resources {
         &mut self.resources
     }
@@ -291,6 +295,21 @@ impl Store {
             .collect()
     }
 
+    /// Every stored object as `<resource>[.<group>] [<namespace>/]<name>`.
+    pub(crate) fn keys(&self) -> Vec<String> {
+        self.objects
+            .keys()
+            .map(|(group, resource, namespace, name)| {
+                let resource = super::status::qualified(group, resource);
+                if namespace.is_empty() {
+                    format!("{resource} {name}")
+                } else {
+                    format!("{resource} {namespace}/{name}")
+                }
+            })
+            .collect()
+    }
+
     // --- the write path ---
 
     /// Stores `object` under `key` with the next resourceVersion, recording the change.
@@ -331,6 +350,9 @@ impl Store {
             removed.clone(),
             Some(previous),
         );
+        if key.0 == "apiextensions.k8s.io" && key.1 == "customresourcedefinitions" {
+            self.resources.forget_crd(&removed);
+        }
         if let Some(uid) = str_at(&removed, "uid") {
             let uid = uid.to_owned();
             self.collect_dependents(&uid, now);

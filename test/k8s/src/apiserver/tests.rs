@@ -20,6 +20,7 @@ fn request(method: &str, path: &str, content_type: &str, body: &[u8]) -> ApiRequ
         path: path.to_owned(),
         query: query.to_owned(),
         content_type: content_type.to_owned(),
+        accept: String::new(),
         authorization: Some(format!("Bearer {TOKEN}")),
         client_cert_user: None,
         body: Bytes::copy_from_slice(body),

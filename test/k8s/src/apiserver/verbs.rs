@@ -4,6 +4,7 @@
 use http::Method;
 use serde_json::{Value, json};
 
+use super::fields::{self, Write};
 use super::json::{
     carry_over, check_name, merge_patch, metadata_mut, parse_json, parse_yaml, random_suffix,
     str_at,
@@ -52,10 +53,16 @@ impl Store {
                 Answer::Watch(Box::new(self.watch(target, query)?))
             }
             (&Method::GET, None) => self.list(target, query)?.into(),
-            (&Method::POST, None) => self.create(target, parse_json(body)?, now)?.into(),
-            (&Method::PUT, Some(name)) => self
-                .update(target, part, name, parse_json(body)?, now)?
-                .into(),
+            (&Method::POST, None) => {
+                let object = parse_json(body)?;
+                self.check_fields(target, query, body, &object, Write::Object)?;
+                self.create(target, object, now)?.into()
+            }
+            (&Method::PUT, Some(name)) => {
+                let object = parse_json(body)?;
+                self.check_fields(target, query, body, &object, Write::Object)?;
+                self.update(target, part, name, object, now)?.into()
+            }
             (&Method::PATCH, Some(name)) => self
                 .patch(target, part, name, query, content_type, body, now)?
                 .into(),
@@ -203,6 +210,7 @@ impl Store {
             APPLY_PATCH => self.apply(target, name, query, body, now, &old)?,
             _ => return Err(Status::unsupported_media_type(custom)),
         };
+        self.check_fields(target, query, body, &patched, Write::Patch)?;
         check_resource_version(target, name, &old, &patched)?;
         self.replace(target, part, name, old, patched, now)
     }
@@ -318,6 +326,37 @@ impl Store {
 
     // --- helpers ---
 
+    /// Strict field validation of a write (see `fields`).
+    fn check_fields(
+        &self,
+        target: &Target,
+        query: &str,
+        body: &[u8],
+        object: &Value,
+        write: Write,
+    ) -> Result<(), Status> {
+        let mut object = object.clone();
+        if let Some(fields) = object.as_object_mut() {
+            let info = self.info(target);
+            if let Some(info) = info {
+                fields
+                    .entry("kind")
+                    .or_insert_with(|| info.kind.clone().into());
+            }
+            fields
+                .entry("apiVersion")
+                .or_insert_with(|| target.api_version().into());
+        }
+        fields::check(
+            query,
+            self.info(target),
+            &target.version,
+            body,
+            &object,
+            write,
+        )
+    }
+
     /// Writes `new` over `old` (of the object or its status), keeping what clients cannot
     /// change; a write that changes nothing does not bump the resourceVersion (as the
     /// apiserver does). An object being deleted whose last finalizer goes is removed.
@@ -381,6 +420,9 @@ impl Store {
     /// Known resources are served in their scope only; cluster-wide lists and watches of
     /// namespaced resources are allowed.
     fn check_scope(&self, method: &Method, target: &Target) -> Result<(), Status> {
+        if self.resources.is_withdrawn(&target.group, &target.resource) {
+            return Err(Status::no_such_resource());
+        }
         let Some(info) = self.info(target) else {
             return Ok(());
         };
