@@ -222,8 +222,8 @@ impl Store {
         };
         if send_initial_events == Some(true) || (from_now && send_initial_events.is_none()) {
             for ((namespace, _), object) in self.snapshot(target, self.revision) {
-                if start.view.filter.matches(&namespace, &object) {
-                    start.initial.push(start.view.line("ADDED", &object));
+                if start.view.filter.matches(namespace, object) {
+                    start.initial.push(start.view.line("ADDED", object));
                 }
             }
             if send_initial_events == Some(true) {
