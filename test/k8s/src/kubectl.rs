@@ -65,6 +65,18 @@ impl Kubectl {
     /// Runs `kubectl <args>` with `input` on stdin, printing `$ kubectl <args>` and the
     /// output; fails the test if it runs longer than two minutes.
     pub fn run(&self, args: &[&str], input: Option<&str>) -> KubectlRun {
+        self.run_showing(args, input, true)
+    }
+
+    /// Runs `kubectl <args>`, which must succeed, printing the command but not its output
+    /// (a rendering piped to the next command); its stdout.
+    pub fn capture(&self, args: &[&str]) -> String {
+        let run = self.run_showing(args, None, false);
+        assert!(run.ok, "kubectl {args:?} failed: {}", run.stderr);
+        run.stdout
+    }
+
+    fn run_showing(&self, args: &[&str], input: Option<&str>, show: bool) -> KubectlRun {
         let mut child = Command::new("kubectl")
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
@@ -102,7 +114,16 @@ impl Kubectl {
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         };
-        eprintln!("$ kubectl {}\n{}{}", args.join(" "), run.stdout, run.stderr);
+        if show {
+            eprintln!("$ kubectl {}\n{}{}", args.join(" "), run.stdout, run.stderr);
+        } else {
+            eprintln!(
+                "$ kubectl {}   # {} lines, piped on\n{}",
+                args.join(" "),
+                run.stdout.lines().count(),
+                run.stderr
+            );
+        }
         assert!(
             output.status.code().is_some(),
             "kubectl {args:?} ran past {COMMAND_LIMIT:?} and was stopped"

@@ -24,7 +24,10 @@ fn kubectl(apiserver: &TestApiServer, dir: &Path) -> Option<Kubectl> {
 }
 
 fn deploy_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../deploy")
+        .canonicalize()
+        .unwrap()
 }
 
 const NAMESPACE_AND_CONFIG: &str = r#"
@@ -218,15 +221,12 @@ async fn kubectl_applies_gets_and_deletes_with_server_side_validation() {
 /// (`kubectl kustomize --load-restrictor LoadRestrictionsNone deploy/<layout>`).
 fn render(k: &Kubectl, layout: &str) -> String {
     let dir = deploy_dir().join(layout);
-    k.ok(
-        &[
-            "kustomize",
-            "--load-restrictor",
-            "LoadRestrictionsNone",
-            dir.to_str().unwrap(),
-        ],
-        None,
-    )
+    k.capture(&[
+        "kustomize",
+        "--load-restrictor",
+        "LoadRestrictionsNone",
+        dir.to_str().unwrap(),
+    ])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

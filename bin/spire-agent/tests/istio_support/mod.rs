@@ -36,6 +36,20 @@ fn server_bin() -> PathBuf {
     Path::new(AGENT_BIN).with_file_name(format!("spire-server{}", std::env::consts::EXE_SUFFIX))
 }
 
+/// `spiffe-csi-driver` in the same target directory (and profile) as `spire-agent`; fails
+/// with how to build it when it is missing.
+pub fn require_csi_driver_bin() -> PathBuf {
+    let driver = Path::new(AGENT_BIN)
+        .with_file_name(format!("spiffe-csi-driver{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        driver.is_file(),
+        "{} is missing: `cargo test --workspace` builds it before running tests; \
+         with `cargo test -p spire-agent` run `cargo build -p spiffe-csi-driver` first",
+        driver.display()
+    );
+    driver
+}
+
 /// `k8s-workload-registrar` in the same target directory (and profile) as `spire-agent`.
 fn registrar_bin() -> PathBuf {
     Path::new(AGENT_BIN).with_file_name(format!(
@@ -427,6 +441,29 @@ impl Processes {
             .spawn()
             .unwrap();
         self.children.push((name, child));
+    }
+
+    /// The PID of the process started as `name`.
+    pub fn pid(&self, name: &str) -> u32 {
+        self.children
+            .iter()
+            .find(|(n, _)| *n == name)
+            .unwrap_or_else(|| panic!("no process {name}"))
+            .1
+            .id()
+    }
+
+    /// Stops the process started as `name` (as the kubelet does when its pod goes) and
+    /// forgets it.
+    pub fn stop(&mut self, name: &str) {
+        let index = self
+            .children
+            .iter()
+            .position(|(n, _)| *n == name)
+            .unwrap_or_else(|| panic!("no process {name}"));
+        let (_, mut child) = self.children.remove(index);
+        let _ = child.kill();
+        child.wait().unwrap();
     }
 
     /// Fails (with the logs, through `Drop`) if a process has exited.

@@ -359,8 +359,8 @@ impl Pod {
     /// pod before it connects. `patience`: how long it retries `default` while refused.
     /// Returns once the process exited (so the cgroup is empty again).
     pub async fn ask_sds(&self, socket: &Path, work: &Path, patience: Duration) -> SdsOutcome {
-        let out = work.join(format!("sds-{}.json", self.name));
-        let mut child = tokio::process::Command::new("sh")
+        let mut command = tokio::process::Command::new("sh");
+        command
             .args([
                 "-c",
                 r#"echo $$ > "$1" && exec "$2" --ignored --exact sds_client_in_pod --nocapture"#,
@@ -368,7 +368,54 @@ impl Pod {
             ])
             .arg(self.cgroup.join("cgroup.procs"))
             .arg(std::env::current_exe().unwrap())
-            .env(ENV_SOCKET, socket)
+            .env(ENV_SOCKET, socket);
+        self.run_sds_client(command, work, patience).await
+    }
+
+    /// [`ask_sds`](Self::ask_sds) as a process of the container that mounts `volume` (a host
+    /// directory, e.g. a published CSI volume) at `mount_path`: in a mount namespace of its
+    /// own (as the container runtime gives it) with a private tmpfs on `/run` and the volume
+    /// bind-mounted at `mount_path` under it, asking on `<mount_path>/socket`. Nothing
+    /// changes on the host's mounts.
+    pub async fn ask_sds_in_container(
+        &self,
+        volume: &Path,
+        mount_path: &str,
+        work: &Path,
+        patience: Duration,
+    ) -> SdsOutcome {
+        assert!(
+            mount_path.starts_with("/run/"),
+            "the private tmpfs covers /run only"
+        );
+        let mut command = tokio::process::Command::new("unshare");
+        command
+            .args([
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                r#"mount -t tmpfs container-run /run && mkdir -p "$3" && mount --bind "$4" "$3" \
+                   && echo $$ > "$1" && exec "$2" --ignored --exact sds_client_in_pod --nocapture"#,
+                "sh",
+            ])
+            .arg(self.cgroup.join("cgroup.procs"))
+            .arg(std::env::current_exe().unwrap())
+            .arg(mount_path)
+            .arg(volume)
+            .env(ENV_SOCKET, Path::new(mount_path).join("socket"));
+        self.run_sds_client(command, work, patience).await
+    }
+
+    async fn run_sds_client(
+        &self,
+        mut command: tokio::process::Command,
+        work: &Path,
+        patience: Duration,
+    ) -> SdsOutcome {
+        let out = work.join(format!("sds-{}.json", self.name));
+        let mut child = command
             .env(ENV_OUT, &out)
             .env(ENV_PATIENCE_MS, patience.as_millis().to_string())
             .stdin(std::process::Stdio::null())
