@@ -3,6 +3,7 @@
 mod api;
 mod doctor;
 mod healthcheck;
+mod logger;
 mod run;
 mod socket;
 
@@ -30,6 +31,9 @@ enum Command {
     Api(api::ApiCommand),
     /// Check, as this user, what an Envoy/Istio proxy needs from the agent socket.
     Doctor(doctor::DoctorArgs),
+    /// Read or change the running agent's log level (admin socket).
+    #[command(subcommand)]
+    Logger(logger::LoggerCommand),
 }
 
 impl Cli {
@@ -47,6 +51,7 @@ impl Cli {
             Command::Healthcheck(args) => healthcheck::run(args, &mut io).await,
             Command::Api(command) => api::run(command, &mut io).await,
             Command::Doctor(args) => doctor::run(args, &mut io).await,
+            Command::Logger(command) => logger::run(command, &mut io).await,
         }
     }
 }

@@ -100,7 +100,7 @@ impl RunArgs {
 
 pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     let config = args.load()?;
-    spire_cli::start_logging(&spire_cli::LogSettings {
+    let log = spire_cli::start_logging(&spire_cli::LogSettings {
         level: config.log_level.clone(),
         format: config.log_format.clone(),
         file: config.log_file.clone(),
@@ -115,7 +115,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     let clock: SharedClock = Arc::new(SystemClock);
     // A failed task ends the process non-zero; its name is in the log (and in the error,
     // unless it is the manager's own: banned, cannot re-attest).
-    spire_agent_app::run(config, clock, stop).await?;
+    spire_agent_app::run_with_logger(config, clock, stop, log).await?;
     Ok(())
 }
 

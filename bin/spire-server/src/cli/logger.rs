@@ -2,16 +2,15 @@
 //! API on the admin socket. Also the bridge between that API's levels and the process's
 //! logger, for `run`.
 
-use anyhow::bail;
 use clap::{Args, Subcommand};
 use spire_cli::{LogHandle, LogLevel, protojson};
 use spire_proto::spire::api::server::logger::v1::logger_client::LoggerClient;
 use spire_proto::spire::api::server::logger::v1::{
     GetLoggerRequest, ResetLogLevelRequest, SetLogLevelRequest,
 };
-use spire_proto::spire::api::types::{self, LogLevel as ApiLevel};
+use spire_proto::spire::api::types::LogLevel as ApiLevel;
 
-use crate::cli::common::{Io, OutputArgs, OutputFormat, SocketArgs, go_quote, rpc_err};
+use crate::cli::common::{Io, OutputArgs, OutputFormat, SocketArgs, rpc_err};
 
 /// The `logger` verbs.
 #[derive(Debug, Subcommand)]
@@ -60,17 +59,12 @@ pub(crate) async fn run(command: LoggerCommand, io: &mut Io<'_>) -> anyhow::Resu
             (args.output, logger)
         }
         LoggerCommand::Set(args) => {
-            if args.level.is_empty() {
-                bail!("a value (-level) must be set");
-            }
-            let Ok(level) = LogLevel::parse(&args.level) else {
-                bail!("the value {} is not a valid setting", go_quote(&args.level));
-            };
+            let level = spire_cli::parse_set_level(&args.level)?;
             const PREFIX: &str = "failed to set log level: ";
             let mut client = client(&args.socket, PREFIX).await?;
             let logger = client
                 .set_log_level(SetLogLevelRequest {
-                    new_level: to_api(level).into(),
+                    new_level: level.to_api().into(),
                 })
                 .await
                 .map_err(|s| rpc_err(PREFIX, &s))?;
@@ -89,7 +83,7 @@ pub(crate) async fn run(command: LoggerCommand, io: &mut Io<'_>) -> anyhow::Resu
     let logger = logger.into_inner();
     match output.output {
         OutputFormat::Json => protojson::print(io.out, &logger, "spire.api.types.Logger"),
-        OutputFormat::Pretty => print_pretty(io, &logger),
+        OutputFormat::Pretty => spire_cli::print_logger(io.out, &logger),
     }
 }
 
@@ -105,59 +99,21 @@ async fn client(
     ))
 }
 
-/// `Logger Level : <current>` / `Launch Level : <launch>` with logrus's names, then a blank
-/// line.
-fn print_pretty(io: &mut Io<'_>, logger: &types::Logger) -> anyhow::Result<()> {
-    let Some(current) = from_api(logger.current_level()) else {
-        bail!(
-            "internal error: returned current log level is undefined; please report this as a bug"
-        );
-    };
-    let Some(launch) = from_api(logger.launch_level()) else {
-        bail!(
-            "internal error: returned launch log level is undefined; please report this as a bug"
-        );
-    };
-    write!(
-        io.out,
-        "Logger Level : {current}\nLaunch Level : {launch}\n\n"
-    )?;
-    Ok(())
-}
-
-/// The API's level for a logrus level.
-fn to_api(level: LogLevel) -> ApiLevel {
-    match level {
-        LogLevel::Panic => ApiLevel::Panic,
-        LogLevel::Fatal => ApiLevel::Fatal,
-        LogLevel::Error => ApiLevel::Error,
-        LogLevel::Warn => ApiLevel::Warn,
-        LogLevel::Info => ApiLevel::Info,
-        LogLevel::Debug => ApiLevel::Debug,
-        LogLevel::Trace => ApiLevel::Trace,
-    }
-}
-
-/// The logrus level of an API level (none for `UNSPECIFIED`).
-fn from_api(level: ApiLevel) -> Option<LogLevel> {
-    LogLevel::ALL.into_iter().find(|l| to_api(*l) == level)
-}
-
 /// The process's logger behind the server's Logger API.
 #[derive(Debug)]
 pub(crate) struct ServerLogLevel(pub(crate) LogHandle);
 
 impl spire_server_app::LogLevelControl for ServerLogLevel {
     fn current_level(&self) -> ApiLevel {
-        to_api(self.0.current_level())
+        self.0.current_level().to_api()
     }
 
     fn launch_level(&self) -> ApiLevel {
-        to_api(self.0.launch_level())
+        self.0.launch_level().to_api()
     }
 
     fn set_level(&self, level: ApiLevel) -> Result<(), String> {
-        let level = from_api(level).ok_or("unsupported log level")?;
+        let level = LogLevel::from_api(level).ok_or("unsupported log level")?;
         self.0.set_level(level)
     }
 }

@@ -99,6 +99,8 @@ pub struct AgentConfig {
     pub data_dir: PathBuf,
     /// `socket_path` of the Workload API.
     pub socket_path: PathBuf,
+    /// `admin_socket_path`: the admin API's socket (Logger), if set.
+    pub admin_socket_path: Option<PathBuf>,
     /// The bootstrap trust bundle.
     pub trust_bundle: TrustBundleSource,
     /// The node attestor.
@@ -213,6 +215,14 @@ fn resolve(
         pick(&o.socket_path, &agent.socket_path)
             .unwrap_or_else(|| AgentSection::DEFAULT_SOCKET_PATH.into()),
     );
+    let admin_socket_path = agent
+        .admin_socket_path
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from);
+    if let Some(admin) = &admin_socket_path {
+        check_admin_socket(&socket_path, admin)?;
+    }
 
     let insecure = o
         .insecure_bootstrap
@@ -303,6 +313,7 @@ fn resolve(
         server_port,
         data_dir,
         socket_path,
+        admin_socket_path,
         trust_bundle,
         node_attestor,
         key_manager,
@@ -452,3 +463,20 @@ fn single<'a>(plugins: &'a Plugins, plugin_type: &str) -> Result<&'a PluginBlock
 
 #[cfg(test)]
 mod tests;
+
+/// SPIRE's rule: the admin socket must not be in the Workload API socket's directory (or below
+/// it), where workloads can reach it. Paths are compared made absolute, as SPIRE compares them.
+fn check_admin_socket(socket_path: &Path, admin: &Path) -> Result<(), Error> {
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
+    let socket = absolute(socket_path);
+    let admin = absolute(admin);
+    let dir = socket.parent().unwrap_or(Path::new("/"));
+    let dir = format!("{}/", dir.display()).replace("//", "/");
+    if admin.display().to_string().starts_with(&dir) {
+        return Err(config_err(
+            "admin socket cannot be in the same directory or a subdirectory as that containing \
+             the Workload API socket",
+        ));
+    }
+    Ok(())
+}

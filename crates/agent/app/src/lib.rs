@@ -2,13 +2,14 @@
 //! loop that brings the agent to an identity and then serves the Workload API.
 #![forbid(unsafe_code)]
 
+mod admin;
 pub mod config;
 mod health;
 mod run;
 
 pub use config::{AgentConfig, KeyManagerChoice, NodeAttestorChoice, Overrides};
 pub use health::agent_checker;
-pub use run::run;
+pub use run::{run, run_with_logger};
 
 /// Why the agent could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]

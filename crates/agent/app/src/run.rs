@@ -12,6 +12,7 @@ use spire_agent_plugin::workloadattestor::K8sAttestor;
 use spire_agent_plugin::workloadattestor::k8s::K8sOptions;
 use spire_agent_sds::SdsService;
 use spire_agent_workload::{Endpoint, EndpointConfig, UnixAttestor, WorkloadAttestor};
+use spire_cli::LogHandle;
 use spire_task::{Shutdown, Supervisor};
 use spire_time::SharedClock;
 
@@ -28,6 +29,26 @@ const GRACE: Duration = Duration::from_secs(10);
 /// the manager's fatal error (banned, cannot re-attest), [`Error::Task`] naming any other
 /// failed task, or `Ok` after a stop.
 pub async fn run(config: AgentConfig, clock: SharedClock, stop: Shutdown) -> Result<(), Error> {
+    serve(config, clock, stop, None).await
+}
+
+/// [`run`], with the admin socket (`admin_socket_path`, when set) serving the Logger API over
+/// `log`, the process's logger.
+pub async fn run_with_logger(
+    config: AgentConfig,
+    clock: SharedClock,
+    stop: Shutdown,
+    log: LogHandle,
+) -> Result<(), Error> {
+    serve(config, clock, stop, Some(log)).await
+}
+
+async fn serve(
+    config: AgentConfig,
+    clock: SharedClock,
+    stop: Shutdown,
+    log: Option<LogHandle>,
+) -> Result<(), Error> {
     let node_attestor: Arc<dyn NodeAttestor> = match &config.node_attestor {
         NodeAttestorChoice::JoinToken(Some(token)) => {
             Arc::new(JoinTokenAttestor::new(token.clone())?)
@@ -113,6 +134,10 @@ pub async fn run(config: AgentConfig, clock: SharedClock, stop: Shutdown) -> Res
         );
         endpoint = endpoint.with_routes(&[SdsService::NAME], sds.into_routes());
     }
+    if let (Some(path), Some(log)) = (&config.admin_socket_path, log) {
+        tracing::info!(path = %path.display(), "Starting admin API");
+        tasks.spawn("admin-api", crate::admin::serve(path, log, stop.clone())?);
+    }
     tracing::info!(path = %config.socket_path.display(), "Starting Workload and SDS APIs");
     tasks.spawn(
         "workload-endpoint",
@@ -121,6 +146,9 @@ pub async fn run(config: AgentConfig, clock: SharedClock, stop: Shutdown) -> Res
     // A fatal manager error ends the agent (SPIRE exits): everything else stops with it.
     let result = tasks.run(GRACE).await;
     let _ = std::fs::remove_file(&config.socket_path);
+    if let Some(path) = &config.admin_socket_path {
+        let _ = std::fs::remove_file(path);
+    }
     result.map_err(task_error)?;
     tracing::info!("Agent stopped");
     Ok(())

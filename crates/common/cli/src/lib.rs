@@ -19,7 +19,10 @@ pub use argv::normalize;
 pub use client::{Client, SocketSpec, code_name, go_errno_text, rpc_err, rpc_error};
 pub use files::{pem_blocks, write_file};
 pub use health::healthcheck;
-pub use logging::{LogFormat, LogHandle, LogLevel, LogSettings, init_logging, start_logging};
+pub use logging::{
+    LogFormat, LogHandle, LogLevel, LogSettings, init_logging, parse_set_level, print_logger,
+    start_logging,
+};
 pub use process::{prepare_daemon, report_validation, tighten_umask, wait_for_signal};
 pub use values::{
     go_bool, go_duration, go_duration_string, go_i32, go_i64, go_quote, go_utc_time, pluralize,

@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Context as _;
+use spire_proto::spire::api::types::{self, LogLevel as ApiLevel};
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -128,6 +129,24 @@ impl LogLevel {
             Self::Debug => "debug",
             Self::Trace => "trace",
         }
+    }
+
+    /// The Logger API's level (`spire.api.types.LogLevel`).
+    pub fn to_api(self) -> ApiLevel {
+        match self {
+            Self::Panic => ApiLevel::Panic,
+            Self::Fatal => ApiLevel::Fatal,
+            Self::Error => ApiLevel::Error,
+            Self::Warn => ApiLevel::Warn,
+            Self::Info => ApiLevel::Info,
+            Self::Debug => ApiLevel::Debug,
+            Self::Trace => ApiLevel::Trace,
+        }
+    }
+
+    /// The level of a Logger API level (none for `UNSPECIFIED`).
+    pub fn from_api(level: ApiLevel) -> Option<Self> {
+        Self::ALL.into_iter().find(|l| l.to_api() == level)
     }
 
     /// The tracing filter for spire-rs's own events. spire-rs logs nothing above `error`, so
@@ -267,4 +286,34 @@ pub fn init_logging(
         source_location: false,
     })
     .map(drop)
+}
+
+/// `logger set -level`: SPIRE's messages for a missing level and for one logrus does not know.
+pub fn parse_set_level(level: &str) -> anyhow::Result<LogLevel> {
+    if level.is_empty() {
+        anyhow::bail!("a value (-level) must be set");
+    }
+    LogLevel::parse(level).map_err(|_| {
+        anyhow::anyhow!(
+            "the value {} is not a valid setting",
+            spire_id::go_fmt::quote(level)
+        )
+    })
+}
+
+/// The `logger` commands' pretty output: `Logger Level : <current>` and `Launch Level :
+/// <launch>` with logrus's names, then a blank line.
+pub fn print_logger(out: &mut dyn std::io::Write, logger: &types::Logger) -> anyhow::Result<()> {
+    let Some(current) = LogLevel::from_api(logger.current_level()) else {
+        anyhow::bail!(
+            "internal error: returned current log level is undefined; please report this as a bug"
+        );
+    };
+    let Some(launch) = LogLevel::from_api(logger.launch_level()) else {
+        anyhow::bail!(
+            "internal error: returned launch log level is undefined; please report this as a bug"
+        );
+    };
+    write!(out, "Logger Level : {current}\nLaunch Level : {launch}\n\n")?;
+    Ok(())
 }

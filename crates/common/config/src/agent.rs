@@ -145,11 +145,6 @@ impl AgentSection {
                 mode.unwrap_or_default()
             ),
         );
-        found.present(
-            &self.admin_socket_path,
-            "admin_socket_path",
-            "the admin API (Debug, Delegated Identity) is not served",
-        );
         found.when(
             !self.authorized_delegates.is_empty(),
             "authorized_delegates",

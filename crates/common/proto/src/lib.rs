@@ -47,6 +47,18 @@ pub mod spire {
             "spire.api.types"
         );
 
+        /// Agent APIs (the agent's admin socket), one module per service package.
+        pub mod agent {
+            /// Package `spire.api.agent.logger`.
+            pub mod logger {
+                generated!(
+                    /// `spire.api.agent.logger.v1.Logger`.
+                    v1,
+                    "spire.api.agent.logger.v1"
+                );
+            }
+        }
+
         /// Server APIs, one module per service package.
         pub mod server {
             /// Package `spire.api.server.agent`.

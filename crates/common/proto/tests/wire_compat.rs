@@ -438,6 +438,7 @@ fn spire_api_descriptors_match_upstream() {
         .collect();
     let expected: BTreeSet<&str> = [
         "spire.api.types",
+        "spire.api.agent.logger.v1",
         "spire.api.server.agent.v1",
         "spire.api.server.bundle.v1",
         "spire.api.server.debug.v1",
@@ -454,7 +455,7 @@ fn spire_api_descriptors_match_upstream() {
             .keys()
             .filter(|s| s.starts_with(".spire."))
             .count(),
-        8
+        9
     );
 }
 

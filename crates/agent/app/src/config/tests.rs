@@ -195,10 +195,6 @@ fn every_unimplemented_agent_key_is_refused_by_name() {
         ("rebootstrap_mode = \"auto\"", "agent.rebootstrap_mode"),
         ("rebootstrap_mode = \"always\"", "agent.rebootstrap_mode"),
         (
-            "admin_socket_path = \"/tmp/spire-agent/private/admin.sock\"",
-            "agent.admin_socket_path",
-        ),
-        (
             "authorized_delegates = [\"spiffe://example.org/delegate\"]",
             "agent.authorized_delegates",
         ),
