@@ -134,7 +134,7 @@ impl HealthListener {
                         }
                         Err(_) => {
                             // Full: close at once rather than queue.
-                            tracing::debug!(%peer, "Health listener at its connection limit; closing a connection");
+                            tracing::debug!(caller_addr = %peer, "Health listener at its connection limit; closing a connection");
                             drop(tcp);
                         }
                     },
@@ -174,8 +174,12 @@ impl Connection {
         let connection = http.serve_connection(TokioIo::new(tcp), service);
         match tokio::time::timeout(lifetime, connection).await {
             Ok(Ok(())) => {}
-            Ok(Err(error)) => tracing::debug!(%peer, %error, "Health check connection failed"),
-            Err(_) => tracing::debug!(%peer, "Health check connection closed at its time limit"),
+            Ok(Err(error)) => {
+                tracing::debug!(caller_addr = %peer, %error, "Health check connection failed")
+            }
+            Err(_) => {
+                tracing::debug!(caller_addr = %peer, "Health check connection closed at its time limit")
+            }
         }
         drop(permit);
     }

@@ -414,7 +414,7 @@ async fn accept_tls(
         // gRPC writes small frames and waits for the answer: with Nagle's algorithm each
         // reply could sit behind the peer's delayed ACK (~40 ms per round trip).
         if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(%peer, %error, "could not set TCP_NODELAY");
+            tracing::debug!(caller_addr = %peer, %error, "could not set TCP_NODELAY");
         }
         let acceptor = acceptor.clone();
         let connections = connections.clone();
@@ -423,8 +423,10 @@ async fn accept_tls(
                 Ok(Ok(stream)) => {
                     let _ = connections.send(Ok(stream)).await;
                 }
-                Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
-                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                Ok(Err(error)) => {
+                    tracing::debug!(caller_addr = %peer, %error, "TLS handshake failed")
+                }
+                Err(_) => tracing::debug!(caller_addr = %peer, "TLS handshake timed out"),
             }
         });
     }

@@ -306,11 +306,11 @@ impl Connection {
             result = handshake => match result {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(error)) => {
-                    tracing::debug!(%peer, %error, "Bundle endpoint TLS handshake failed");
+                    tracing::debug!(caller_addr = %peer, %error, "Bundle endpoint TLS handshake failed");
                     return;
                 }
                 Err(_) => {
-                    tracing::debug!(%peer, "Bundle endpoint TLS handshake timed out");
+                    tracing::debug!(caller_addr = %peer, "Bundle endpoint TLS handshake timed out");
                     return;
                 }
             },
@@ -328,7 +328,7 @@ impl Connection {
             // The client closed the connection, or it failed.
             result = connection.as_mut() => {
                 if let Err(error) = result {
-                    tracing::debug!(%peer, %error, "Bundle endpoint connection ended with an error");
+                    tracing::debug!(caller_addr = %peer, %error, "Bundle endpoint connection ended with an error");
                 }
                 return;
             }
@@ -342,7 +342,7 @@ impl Connection {
             .await
             .is_err()
         {
-            tracing::debug!(%peer, "Bundle endpoint connection dropped after the shutdown grace");
+            tracing::debug!(caller_addr = %peer, "Bundle endpoint connection dropped after the shutdown grace");
         }
     }
 }
