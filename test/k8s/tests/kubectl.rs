@@ -187,6 +187,15 @@ async fn kubectl_applies_gets_and_deletes_with_server_side_validation() {
             .get_object("/apis/spiffeid.spiffe.io/v1beta1/namespaces/demo/spiffeids/sleep")
             .unwrap();
         assert!(held["metadata"]["deletionTimestamp"].is_string(), "{held}");
+        // Meanwhile no new object of the terminating CRD is accepted.
+        let err = k.fails(
+            &["create", "-f", "-"],
+            Some(&SPIFFE_ID.replace("name: sleep", "name: late")),
+        );
+        assert!(
+            err.contains("create not allowed while custom resource definition is terminating"),
+            "{err}"
+        );
         k.ok(
             &[
                 "patch", "spiffeid", "sleep", "-n", "demo", "--type=merge", "-p",

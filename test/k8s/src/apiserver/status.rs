@@ -150,6 +150,15 @@ impl Status {
         Self::failure(405, message)
     }
 
+    /// `405 MethodNotAllowed`: a create of a custom resource whose CRD is being deleted.
+    pub(crate) fn crd_terminating(group: &str, resource: &str) -> Self {
+        Self::failure(
+            405,
+            "create not allowed while custom resource definition is terminating",
+        )
+        .with_details(Self::about(group, resource, ""))
+    }
+
     /// `415 UnsupportedMediaType` for a PATCH body type the resource does not take (custom
     /// resources take no strategic merge patch).
     pub(crate) fn unsupported_media_type(custom: bool) -> Self {

@@ -104,6 +104,7 @@ impl Store {
             ));
         }
         self.check_namespace_open(target, &namespace, &name)?;
+        self.check_crd_open(target)?;
         let info = self.info(target).cloned();
         let fields = object.as_object_mut().expect("parse_json returns objects");
         fields.insert("kind".into(), kind.into());
@@ -432,6 +433,22 @@ impl Store {
             (false, true) => Err(Status::no_such_resource()),
             _ => Ok(()),
         }
+    }
+
+    /// New custom objects cannot be created while their CRD is being deleted (it waits for
+    /// the existing ones to go).
+    fn check_crd_open(&self, target: &Target) -> Result<(), Status> {
+        let terminating = self.objects.iter().any(|((group, resource, _, _), crd)| {
+            group == "apiextensions.k8s.io"
+                && resource == "customresourcedefinitions"
+                && crd["spec"]["group"] == target.group.as_str()
+                && crd["spec"]["names"]["plural"] == target.resource.as_str()
+                && crd["metadata"].get("deletionTimestamp").is_some()
+        });
+        if terminating {
+            return Err(Status::crd_terminating(&target.group, &target.resource));
+        }
+        Ok(())
     }
 
     /// New objects cannot be created in a namespace being deleted.
