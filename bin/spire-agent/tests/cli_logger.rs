@@ -1,5 +1,6 @@
 //! `spire-agent logger get|set|reset` against a real agent's admin socket (`admin_socket_path`),
-//! attested to a real spire-server with a join token: the level changes without a restart.
+//! attested to a real spire-server with a join token: the level changes without a restart; and
+//! the Debug API on the same socket.
 //! `spire-server` is looked up next to `spire-agent` (`cargo build -p spire-server` first when
 //! running `cargo test -p spire-agent` alone).
 #![allow(clippy::unwrap_used)] // test code: a failed step should abort the test
@@ -8,6 +9,9 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
+
+use spire_proto::spire::agent::debug::v1::GetInfoRequest;
+use spire_proto::spire::agent::debug::v1::debug_client::DebugClient;
 
 const AGENT_BIN: &str = env!("CARGO_BIN_EXE_spire-agent");
 
@@ -250,6 +254,30 @@ plugins {{
     );
     let out = logger(&["set"]);
     assert_eq!(text(&out).1, "Error: a value (-level) must be set\n");
+
+    // The Debug API on the same socket: the agent's own SVID, no workload SVIDs (no entries),
+    // and a sync already done.
+    let info = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let channel = spire_cli::Client::connect(&admin).await.channel().unwrap();
+            DebugClient::new(channel)
+                .get_info(GetInfoRequest {})
+                .await
+                .unwrap()
+                .into_inner()
+        });
+    let leaf = &info.svid_chain[0];
+    let id = leaf.id.as_ref().unwrap();
+    assert_eq!(id.trust_domain, "example.org");
+    assert_eq!(id.path, format!("/spire/agent/join_token/{token}"));
+    assert!(leaf.expires_at > 0);
+    assert_eq!(leaf.subject, "O=SPIRE,C=US");
+    assert_eq!(info.svids_count, 0);
+    assert!(info.last_sync_success > 0);
+    assert!(info.uptime >= 0);
     drop(agent);
     drop(server);
 }

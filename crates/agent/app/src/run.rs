@@ -49,6 +49,7 @@ async fn serve(
     stop: Shutdown,
     log: Option<LogHandle>,
 ) -> Result<(), Error> {
+    let started_at = clock.now();
     let node_attestor: Arc<dyn NodeAttestor> = match &config.node_attestor {
         NodeAttestorChoice::JoinToken(Some(token)) => {
             Arc::new(JoinTokenAttestor::new(token.clone())?)
@@ -110,7 +111,7 @@ async fn serve(
     )
     .await;
     let manager = match manager {
-        Ok(manager) => manager,
+        Ok(manager) => Arc::new(manager),
         Err(spire_agent_manager::Error::Stopped) => return Ok(()),
         Err(error) => return Err(error.into()),
     };
@@ -123,7 +124,7 @@ async fn serve(
         allowed_foreign_jwt_claims: config.allowed_foreign_jwt_claims.clone(),
         disable_workload_api: config.disable_workload_api,
     })?
-    .with_jwt(manager.jwt_svid_source(), clock);
+    .with_jwt(manager.jwt_svid_source(), clock.clone());
     if !config.disable_sds_api {
         // Envoy SDS v3 on the same socket as the Workload API.
         let sds = SdsService::new(
@@ -136,7 +137,15 @@ async fn serve(
     }
     if let (Some(path), Some(log)) = (&config.admin_socket_path, log) {
         tracing::info!(path = %path.display(), "Starting admin API");
-        tasks.spawn("admin-api", crate::admin::serve(path, log, stop.clone())?);
+        let debug = crate::admin::DebugService {
+            manager: manager.clone(),
+            clock: clock.clone(),
+            started_at,
+        };
+        tasks.spawn(
+            "admin-api",
+            crate::admin::serve(path, log, debug, stop.clone())?,
+        );
     }
     tracing::info!(path = %config.socket_path.display(), "Starting Workload and SDS APIs");
     tasks.spawn(

@@ -184,6 +184,11 @@ impl Cache {
         self.inner.lock().entries()
     }
 
+    /// How many X509-SVIDs the cache holds (Debug API's `svids_count`).
+    pub fn svid_count(&self) -> usize {
+        self.inner.lock().svid_count()
+    }
+
     /// The trust domains any authorized entry federates with (what to fetch from the server).
     pub fn federated_trust_domains(&self) -> Vec<TrustDomain> {
         self.inner.lock().federated_trust_domains()

@@ -87,6 +87,10 @@ impl State {
         &self.bundles
     }
 
+    pub(crate) fn svid_count(&self) -> usize {
+        self.slots.values().filter(|s| s.svid.is_some()).count()
+    }
+
     pub(crate) fn entries(&self) -> Vec<Arc<Entry>> {
         self.slots.values().map(|s| Arc::clone(&s.entry)).collect()
     }

@@ -110,6 +110,10 @@ async fn sync_once(shared: &Shared) -> Result<()> {
         sync::fetch_federated_bundles(channel, &shared.cache.federated_trust_domains()).await?;
     shared.bundle_changed(&own)?;
     shared.cache.update_bundles(own, federated);
+    shared.last_sync_success.store(
+        shared.config.clock.unix_seconds(),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     tracing::debug!(entries = count, "synchronised with the server");
     Ok(())
 }

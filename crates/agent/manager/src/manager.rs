@@ -2,6 +2,7 @@
 //! reactions to the server refusing the agent.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -115,6 +116,8 @@ pub(crate) struct Shared {
     mtls: RwLock<Channel>,
     /// Serialises rotation and re-attestation.
     identity_change: tokio::sync::Mutex<()>,
+    /// Unix seconds of the last successful sync (0: none yet).
+    pub(crate) last_sync_success: AtomicI64,
 }
 
 // === impl Manager ===
@@ -177,6 +180,7 @@ impl Manager {
             verifier,
             mtls: RwLock::new(mtls),
             identity_change: tokio::sync::Mutex::new(()),
+            last_sync_success: AtomicI64::new(0),
         });
 
         shared.post_status(bundle.sequence_number).await;
@@ -209,6 +213,11 @@ impl Manager {
     /// The agent SVID chain in use (DER, leaf first).
     pub fn agent_svid(&self) -> Vec<Vec<u8>> {
         self.shared.identity().chain
+    }
+
+    /// Unix seconds of the last successful sync with the server.
+    pub fn last_sync_success(&self) -> i64 {
+        self.shared.last_sync_success.load(Ordering::Relaxed)
     }
 }
 

@@ -39,6 +39,18 @@ macro_rules! generated {
 
 /// Package `spire`.
 pub mod spire {
+    /// Package `spire.agent` (SPIRE's package for the agent's Debug API).
+    pub mod agent {
+        /// Package `spire.agent.debug`.
+        pub mod debug {
+            generated!(
+                /// `spire.agent.debug.v1.Debug`.
+                v1,
+                "spire.agent.debug.v1"
+            );
+        }
+    }
+
     /// Package `spire.api`.
     pub mod api {
         generated!(

@@ -404,7 +404,7 @@ fn compare_spire(ours: &Index, upstream: &Index) -> Vec<String> {
 }
 
 fn is_spire_package(pkg: &str) -> bool {
-    pkg.starts_with("spire.api.")
+    pkg.starts_with("spire.api.") || pkg.starts_with("spire.agent.")
 }
 
 fn is_workload_package(pkg: &str) -> bool {
@@ -438,6 +438,7 @@ fn spire_api_descriptors_match_upstream() {
         .collect();
     let expected: BTreeSet<&str> = [
         "spire.api.types",
+        "spire.agent.debug.v1",
         "spire.api.agent.logger.v1",
         "spire.api.server.agent.v1",
         "spire.api.server.bundle.v1",
@@ -455,7 +456,7 @@ fn spire_api_descriptors_match_upstream() {
             .keys()
             .filter(|s| s.starts_with(".spire."))
             .count(),
-        9
+        10
     );
 }
 
