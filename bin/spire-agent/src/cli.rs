@@ -1,6 +1,7 @@
 //! The command tree. Each subcommand lives in its own module under `cli/`.
 
 mod api;
+mod debug;
 mod doctor;
 mod healthcheck;
 mod logger;
@@ -34,6 +35,9 @@ enum Command {
     /// Read or change the running agent's log level (admin socket).
     #[command(subcommand)]
     Logger(logger::LoggerCommand),
+    /// Debug information about the running agent (admin socket).
+    #[command(subcommand)]
+    Debug(debug::DebugCommand),
 }
 
 impl Cli {
@@ -52,6 +56,7 @@ impl Cli {
             Command::Api(command) => api::run(command, &mut io).await,
             Command::Doctor(args) => doctor::run(args, &mut io).await,
             Command::Logger(command) => logger::run(command, &mut io).await,
+            Command::Debug(command) => debug::run(command, &mut io).await,
         }
     }
 }

@@ -276,8 +276,59 @@ plugins {{
     assert!(leaf.expires_at > 0);
     assert_eq!(leaf.subject, "O=SPIRE,C=US");
     assert_eq!(info.svids_count, 0);
+    assert_eq!(info.cached_x509_svids_count, 0);
+    assert_eq!(info.cached_jwt_svids_count, 0);
+    assert_eq!(info.cached_svidstore_x509_svids_count, 0);
     assert!(info.last_sync_success > 0);
     assert!(info.uptime >= 0);
+
+    // `spire-agent debug getinfo`, pretty and JSON.
+    let debug = |args: &[&str]| {
+        let out = Command::new(AGENT_BIN)
+            .args(["debug", "getinfo", "-socketPath"])
+            .arg(&admin)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{:?}", text(&out));
+        text(&out).0
+    };
+    let pretty = debug(&[]);
+    let lines: Vec<&str> = pretty.lines().collect();
+    assert_eq!(lines[0], "Agent Debug Info:");
+    assert!(
+        lines[1].starts_with("  Uptime:                          "),
+        "{pretty}"
+    );
+    let last_sync = lines[2]
+        .strip_prefix("  Last Sync Success:               ")
+        .unwrap();
+    assert!(
+        last_sync.len() == 20 && last_sync.ends_with('Z'),
+        "{pretty}"
+    );
+    assert_eq!(
+        &lines[3..],
+        [
+            "  Cached X.509 SVIDs:              0",
+            "  Cached JWT SVIDs:                0",
+            "  Cached SVID Store X.509 SVIDs:   0",
+            "  SVID Chain:",
+            &format!("    [0] SPIFFE ID:  spiffe://example.org/spire/agent/join_token/{token}"),
+            "        Subject:    O=SPIRE,C=US",
+            lines[9],
+        ]
+    );
+    assert!(lines[9].starts_with("        Expires At: "), "{pretty}");
+    let json: serde_json::Value = serde_json::from_str(&debug(&["-output", "json"])).unwrap();
+    assert_eq!(json["cached_x509_svids_count"], 0);
+    assert_eq!(
+        json["svid_chain"][0]["id"]["path"],
+        format!("/spire/agent/join_token/{token}")
+    );
+    // int64 as a string, as protojson writes it; a sync may have happened since.
+    let synced: i64 = json["last_sync_success"].as_str().unwrap().parse().unwrap();
+    assert!(synced >= info.last_sync_success);
     drop(agent);
     drop(server);
 }

@@ -30,6 +30,13 @@ pub(crate) struct AdminSocketArgs {
     socket_path: String,
 }
 
+impl AdminSocketArgs {
+    /// The socket to dial.
+    pub(crate) fn path(&self) -> &std::path::Path {
+        std::path::Path::new(&self.socket_path)
+    }
+}
+
 /// Flags of `logger get` and `logger reset`.
 #[derive(Debug, Args)]
 #[command(args_override_self = true)]
@@ -99,7 +106,7 @@ async fn client(
     socket: &AdminSocketArgs,
     prefix: &str,
 ) -> anyhow::Result<LoggerClient<tonic::transport::Channel>> {
-    let client = Client::connect(std::path::Path::new(&socket.socket_path)).await;
+    let client = Client::connect(socket.path()).await;
     Ok(LoggerClient::new(
         client.channel().map_err(|s| rpc_err(prefix, &s))?,
     ))

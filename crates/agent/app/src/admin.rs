@@ -137,6 +137,7 @@ impl Debug for DebugService {
             .unwrap_or_default()
             .as_secs();
         let count = |n: u64| i32::try_from(n).unwrap_or(i32::MAX);
+        let x509 = self.manager.cache().svid_count();
         Ok(Response::new(GetInfoResponse {
             svid_chain: self
                 .manager
@@ -145,8 +146,12 @@ impl Debug for DebugService {
                 .filter_map(|der| cert_info(der))
                 .collect(),
             uptime: count(uptime),
-            svids_count: count(self.manager.cache().svid_count() as u64),
+            svids_count: count(x509 as u64),
             last_sync_success: self.manager.last_sync_success(),
+            cached_x509_svids_count: count(x509 as u64),
+            cached_jwt_svids_count: count(self.manager.jwt_svid_count() as u64),
+            // There is no SVID store.
+            cached_svidstore_x509_svids_count: 0,
         }))
     }
 }

@@ -215,6 +215,11 @@ impl Manager {
         self.shared.identity().chain
     }
 
+    /// How many JWT-SVIDs the agent's JWT-SVID cache holds.
+    pub fn jwt_svid_count(&self) -> usize {
+        self.jwt_svids.len()
+    }
+
     /// Unix seconds of the last successful sync with the server.
     pub fn last_sync_success(&self) -> i64 {
         self.shared.last_sync_success.load(Ordering::Relaxed)

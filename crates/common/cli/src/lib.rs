@@ -25,7 +25,8 @@ pub use logging::{
 };
 pub use process::{prepare_daemon, report_validation, tighten_umask, wait_for_signal};
 pub use values::{
-    go_bool, go_duration, go_duration_string, go_i32, go_i64, go_quote, go_utc_time, pluralize,
+    go_bool, go_duration, go_duration_string, go_i32, go_i64, go_quote, go_rfc3339_utc,
+    go_utc_time, pluralize,
 };
 
 /// The standard streams a command writes to, injected so output is testable.

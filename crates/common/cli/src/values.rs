@@ -112,6 +112,22 @@ pub fn go_utc_time(unix: i64) -> String {
     }
 }
 
+/// Go's `t.UTC().Format(time.RFC3339)` of a Unix time: `2006-01-02T15:04:05Z`.
+pub fn go_rfc3339_utc(unix: i64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp(unix) {
+        Ok(t) => format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        ),
+        Err(_) => unix.to_string(),
+    }
+}
+
 /// Go's `time.Duration.String()`: `8.623255ms`, `1.5s`, `2m3.5s`, `0s`.
 pub fn go_duration_string(d: std::time::Duration) -> String {
     let nanos = d.as_nanos();
