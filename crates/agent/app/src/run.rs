@@ -136,7 +136,7 @@ async fn serve(
         endpoint = endpoint.with_routes(&[SdsService::NAME], sds.into_routes());
     }
     if let (Some(path), Some(log)) = (&config.admin_socket_path, log) {
-        tracing::info!(path = %path.display(), "Starting admin API");
+        tracing::info!(network = "unix", address = %path.display(), "Starting Admin APIs");
         let debug = crate::admin::DebugService {
             manager: manager.clone(),
             clock: clock.clone(),
