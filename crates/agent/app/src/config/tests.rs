@@ -349,3 +349,58 @@ fn istio_quickstart_agent_confs_resolve_unchanged() {
         );
     }
 }
+
+#[test]
+fn the_admin_socket_must_not_sit_with_the_workload_api_socket() {
+    const REFUSED: &str = "admin socket cannot be in the same directory or a subdirectory as \
+                           that containing the Workload API socket";
+    let admin = |socket: &str, admin: &str| {
+        resolve_text(
+            &with_agent_keys(&format!(
+                "socket_path = \"{socket}\"\nadmin_socket_path = \"{admin}\""
+            )),
+            &Overrides::default(),
+        )
+    };
+    // SPIRE's default layout: public/ and private/ side by side.
+    let config = admin(
+        "/tmp/spire-agent/public/api.sock",
+        "/tmp/spire-agent/private/admin.sock",
+    )
+    .unwrap();
+    assert_eq!(
+        config.admin_socket_path.as_deref(),
+        Some(std::path::Path::new("/tmp/spire-agent/private/admin.sock"))
+    );
+    for (socket, admin_path) in [
+        (
+            "/tmp/spire-agent/public/api.sock",
+            "/tmp/spire-agent/public/admin.sock",
+        ),
+        (
+            "/tmp/spire-agent/public/api.sock",
+            "/tmp/spire-agent/public/x/admin.sock",
+        ),
+        // Compared made absolute: relative paths under the working directory too.
+        ("sockets/api.sock", "sockets/admin.sock"),
+    ] {
+        assert_eq!(
+            admin(socket, admin_path).unwrap_err(),
+            REFUSED,
+            "{admin_path}"
+        );
+    }
+    // A directory that only starts with the same name is another directory.
+    assert!(
+        admin(
+            "/tmp/spire-agent/public/api.sock",
+            "/tmp/spire-agent/public2/a.sock"
+        )
+        .is_ok()
+    );
+    // Unset (or empty, as charts render it): no admin socket.
+    assert_eq!(
+        admin("/tmp/a/api.sock", "").unwrap().admin_socket_path,
+        None
+    );
+}
