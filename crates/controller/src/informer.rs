@@ -7,14 +7,22 @@
 //! update from any store that has been listed once, but delete only when every store they
 //! read is synced (or known absent), so an unreachable apiserver or an interrupted list never
 //! deletes an entry.
+//!
+//! Only a change a reconciler can see wakes it: an update that leaves an object's metadata
+//! (resourceVersion and managedFields aside) and spec as they were — a status written by the
+//! kubelet, by another controller or by this one — is stored but signals nothing. On a busy
+//! cluster most updates are of that kind (node heartbeats, pod readiness), and each pass
+//! reads every pod.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use kube::api::Api;
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher;
 use serde::de::DeserializeOwned;
 use spire_task::{Shutdown, Supervisor};
@@ -47,6 +55,70 @@ impl SyncState {
     }
 }
 
+/// A kind an [`Informer`] watches: what of it the reconcilers read.
+pub trait Watched:
+    Resource<DynamicType = ()> + Clone + DeserializeOwned + fmt::Debug + Send + Sync + 'static
+{
+    /// Whether `self` and `other` look the same to a reconciler (metadata and spec equal).
+    fn same_for_reconcilers(&self, other: &Self) -> bool;
+}
+
+/// Metadata equal but for `resourceVersion`, `managedFields` and `selfLink`, which every
+/// write changes.
+pub fn same_meta(a: &ObjectMeta, b: &ObjectMeta) -> bool {
+    let ObjectMeta {
+        annotations,
+        creation_timestamp,
+        deletion_grace_period_seconds,
+        deletion_timestamp,
+        finalizers,
+        generate_name,
+        generation,
+        labels,
+        managed_fields: _,
+        name,
+        namespace,
+        owner_references,
+        resource_version: _,
+        self_link: _,
+        uid,
+    } = a;
+    name == &b.name
+        && namespace == &b.namespace
+        && uid == &b.uid
+        && generation == &b.generation
+        && labels == &b.labels
+        && annotations == &b.annotations
+        && deletion_timestamp == &b.deletion_timestamp
+        && deletion_grace_period_seconds == &b.deletion_grace_period_seconds
+        && finalizers == &b.finalizers
+        && owner_references == &b.owner_references
+        && creation_timestamp == &b.creation_timestamp
+        && generate_name == &b.generate_name
+}
+
+/// Implements [`Watched`] for kinds whose reconcilers read metadata and one more field.
+macro_rules! watched {
+    ($($kind:ty => $field:ident),* $(,)?) => {$(
+        impl Watched for $kind {
+            fn same_for_reconcilers(&self, other: &Self) -> bool {
+                self.$field == other.$field && same_meta(&self.metadata, &other.metadata)
+            }
+        }
+    )*};
+}
+
+watched!(
+    Pod => spec,
+    Node => spec,
+    Namespace => spec,
+    Endpoints => subsets,
+    crate::crd::ClusterSpiffeId => spec,
+    crate::crd::ClusterStaticEntry => spec,
+    crate::crd::ClusterFederatedTrustDomain => spec,
+    crate::crd::SpiffeId => spec,
+);
+
 /// One kind's in-memory store.
 pub struct Informer<K: Resource<DynamicType = ()> + 'static> {
     store: Store<K>,
@@ -71,10 +143,7 @@ impl<K: Resource<DynamicType = ()> + 'static> Clone for Informer<K> {
     }
 }
 
-impl<K> Informer<K>
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + fmt::Debug + Send + Sync + 'static,
-{
+impl<K: Watched> Informer<K> {
     /// Starts watching `api` under the supervisor as task `name`; every change notifies
     /// `changed`. An `optional` kind that the apiserver refuses with 404 or 403 is
     /// [`SyncState::Absent`] (and still retried, in case it is installed later).
@@ -131,10 +200,7 @@ struct Watch<K: Resource<DynamicType = ()> + 'static> {
     changed: Arc<Notify>,
 }
 
-impl<K> Watch<K>
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + fmt::Debug + Send + Sync + 'static,
-{
+impl<K: Watched> Watch<K> {
     async fn run(self, mut writer: reflector::store::Writer<K>, shutdown: Shutdown) {
         let kind = K::kind(&()).into_owned();
         let stopped = shutdown.stopped();
@@ -158,6 +224,15 @@ where
                     }
                     None => break,
                 };
+                // Whether a reconciler can tell, judged against the stored object before it
+                // is replaced.
+                let visible = match &event {
+                    watcher::Event::Apply(object) => writer
+                        .as_reader()
+                        .get(&ObjectRef::from_obj(object))
+                        .is_none_or(|old| !old.same_for_reconcilers(object)),
+                    _ => true,
+                };
                 writer.apply_watcher_event(&event);
                 match event {
                     watcher::Event::Init | watcher::Event::InitApply(_) => {}
@@ -166,6 +241,7 @@ where
                         self.state.send_replace(SyncState::Synced);
                         self.changed.notify_one();
                     }
+                    watcher::Event::Apply(_) if !visible => {}
                     watcher::Event::Apply(_) | watcher::Event::Delete(_) => {
                         self.changed.notify_one();
                     }
@@ -208,3 +284,44 @@ where
 const RETRY_MIN: Duration = Duration::from_millis(200);
 /// Longest pause between attempts.
 const RETRY_MAX: Duration = Duration::from_secs(30);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(json: serde_json::Value) -> Pod {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn status_and_write_bookkeeping_wake_no_reconciler() {
+        let old = pod(serde_json::json!({
+            "metadata": {"name": "sleep", "namespace": "default", "uid": "u1",
+                         "resourceVersion": "10", "labels": {"app": "sleep"}},
+            "spec": {"nodeName": "n1", "containers": [{"name": "sleep"}]},
+            "status": {"phase": "Pending"}
+        }));
+        let mut new = old.clone();
+        new.metadata.resource_version = Some("11".into());
+        new.metadata.managed_fields = Some(vec![Default::default()]);
+        new.status.as_mut().unwrap().phase = Some("Running".into());
+        assert!(old.same_for_reconcilers(&new));
+
+        let mut relabelled = new.clone();
+        relabelled
+            .metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert("version".into(), "v2".into());
+        assert!(!old.same_for_reconcilers(&relabelled));
+
+        let mut rescheduled = new.clone();
+        rescheduled.spec.as_mut().unwrap().node_name = Some("n2".into());
+        assert!(!old.same_for_reconcilers(&rescheduled));
+
+        let mut finalized = new;
+        finalized.metadata.finalizers = Some(vec!["spire.spiffe.io/test".into()]);
+        assert!(!old.same_for_reconcilers(&finalized));
+    }
+}

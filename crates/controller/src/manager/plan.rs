@@ -181,8 +181,13 @@ enum Scope {
     Foreign,
 }
 
-/// Plans the writes from `declared` and the server's `current` entries (as listed).
-pub fn plan(declared: &Declared, current: &[Entry], options: &PlanOptions) -> Plan {
+/// Plans the writes from `declared` and the server's `current` entries (as listed). Only the
+/// entries to write are copied.
+pub fn plan<'a>(
+    declared: &Declared,
+    current: impl IntoIterator<Item = &'a Entry>,
+    options: &PlanOptions,
+) -> Plan {
     let mut result = Plan::default();
     let mut by_key: HashMap<EntryKey, Vec<&Entry>> = HashMap::new();
     for entry in current {
@@ -193,23 +198,29 @@ pub fn plan(declared: &Declared, current: &[Entry], options: &PlanOptions) -> Pl
         }
     }
     let supported = options.supported_fields;
-    for (key, declared) in declared.entries() {
-        let mut want = declared.entry.clone();
+    let to_send = |declared: &Entry, id: String| {
+        let mut want = declared.clone();
         supported.strip(&mut want);
+        want.id = id;
+        want
+    };
+    for (key, declared) in declared.entries() {
         match by_key.remove(key) {
             None => {
-                if let Some(prefix) = options.entry_id_prefix() {
-                    want.id = format!("{prefix}{}", uuid::Uuid::new_v4());
-                }
-                result.create.push(want);
+                let id = options
+                    .entry_id_prefix()
+                    .map(|prefix| format!("{prefix}{}", uuid::Uuid::new_v4()))
+                    .unwrap_or_default();
+                result.create.push(to_send(&declared.entry, id));
             }
             Some(existing) => {
                 let mut existing = existing.into_iter();
-                if let Some(first) = existing.next() {
-                    want.id = first.id.clone();
-                    if is_outdated(&want, first, &supported) {
-                        result.update.push(want);
-                    }
+                if let Some(first) = existing.next()
+                    && is_outdated(&declared.entry, first, &supported)
+                {
+                    result
+                        .update
+                        .push(to_send(&declared.entry, first.id.clone()));
                 }
                 result.delete.extend(
                     existing
@@ -250,6 +261,9 @@ fn is_outdated(want: &Entry, current: &Entry, supported: &SupportedFields) -> bo
 fn same_elements(a: &[String], b: &[String]) -> bool {
     if a.len() != b.len() {
         return false;
+    }
+    if a.len() <= 1 {
+        return a == b;
     }
     let mut a: Vec<&String> = a.iter().collect();
     let mut b: Vec<&String> = b.iter().collect();

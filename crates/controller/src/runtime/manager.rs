@@ -26,7 +26,7 @@ use crate::crd::{
     ClusterFederatedTrustDomain, ClusterSpiffeId, ClusterSpiffeIdStats, ClusterStaticEntry,
     ClusterStaticEntryStatus,
 };
-use crate::informer::{Informer, SyncState};
+use crate::informer::{Informer, SyncState, Watched};
 use crate::manager::declare::{DeclareConfig, DeclareInputs, Declared, ReconcileKinds, declare};
 use crate::manager::federation::{declare_federation, plan_federation};
 use crate::manager::plan::{PlanOptions, SupportedFields, plan, unsupported_fields_probe_entry};
@@ -273,16 +273,7 @@ impl Stores {
     }
 }
 
-fn objects<K>(informer: &Option<Informer<K>>) -> Vec<Arc<K>>
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
+fn objects<K: Watched>(informer: &Option<Informer<K>>) -> Vec<Arc<K>> {
     informer.as_ref().map(Informer::objects).unwrap_or_default()
 }
 
@@ -412,12 +403,8 @@ impl Reconciler {
             self.mirror = Some(listed.into_iter().map(|e| (e.id.clone(), e)).collect());
             self.listed_at = Some(Instant::now());
         }
-        let current: Vec<Entry> = self
-            .mirror
-            .as_ref()
-            .map(|m| m.values().cloned().collect())
-            .unwrap_or_default();
-        let mut plan = plan(&declared, &current, &self.plan_options);
+        let current = self.mirror.iter().flat_map(|m| m.values());
+        let mut plan = plan(&declared, current, &self.plan_options);
         if !trusted && !plan.delete.is_empty() {
             summary.deletes_withheld = plan.delete.len();
             plan.delete.clear();
