@@ -255,6 +255,22 @@ fn spire_template_volume() -> Value {
         .clone()
 }
 
+/// A component binary: from `$SPIRE_BENCH_BIN_DIR` when set (S21 runs release builds that
+/// way), else next to the `spire-agent` under test.
+fn component(name: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os("SPIRE_BENCH_BIN_DIR") {
+        let bin = Path::new(&dir).join(name);
+        assert!(bin.is_file(), "{} is missing", bin.display());
+        return bin;
+    }
+    match name {
+        "spire-server" => require_server_bin(),
+        "k8s-workload-registrar" => require_registrar_bin(),
+        "spiffe-csi-driver" => require_csi_driver_bin(),
+        _ => PathBuf::from(AGENT_BIN),
+    }
+}
+
 /// S21's figures of one run.
 #[derive(Debug, Default)]
 struct Figures {
@@ -278,9 +294,10 @@ impl Figures {
 
 /// The quickstart, start to clean-up; its figures.
 async fn quickstart(dir: &Path) -> Figures {
-    let server_bin = require_server_bin();
-    let registrar_bin = require_registrar_bin();
-    let csi_bin = require_csi_driver_bin();
+    let server_bin = component("spire-server");
+    let registrar_bin = component("k8s-workload-registrar");
+    let csi_bin = component("spiffe-csi-driver");
+    let agent_bin = component("spire-agent");
     let mut figures = Figures::default();
     for sub in ["tokens", "serviceaccount", "bundle", "csi"] {
         std::fs::create_dir_all(dir.join(sub)).unwrap();
@@ -461,11 +478,7 @@ async fn quickstart(dir: &Path) -> Figures {
     );
 
     step("spire-agent and spiffe-csi-driver (DaemonSet spire-agent)");
-    procs.spawn(
-        "agent",
-        Path::new(AGENT_BIN),
-        &["run", "-config", "conf/agent.conf"],
-    );
+    procs.spawn("agent", &agent_bin, &["run", "-config", "conf/agent.conf"]);
     wait_agent_socket(&mut procs, &socket_dir.join("socket")).await;
     figures.stage("spire-agent attested, socket served", &mut clock);
     let driver = container(&apiserver, daemonset, "spiffe-csi-driver");
@@ -794,7 +807,7 @@ async fn join_token_floor(dir: &Path) -> (f64, u64, u64) {
     let mut procs = Processes::new(dir);
     procs.spawn(
         "server",
-        &require_server_bin(),
+        &component("spire-server"),
         &["run", "-config", "server.conf"],
     );
     wait_server_healthy(&mut procs, &server_socket).await;
@@ -830,7 +843,7 @@ async fn join_token_floor(dir: &Path) -> (f64, u64, u64) {
     );
     procs.spawn(
         "agent",
-        Path::new(AGENT_BIN),
+        &component("spire-agent"),
         &["run", "-config", "agent.conf", "-joinToken", &token],
     );
     wait_agent_socket(&mut procs, &agent_socket).await;
