@@ -5,7 +5,10 @@
 
 use std::path::Path;
 
-pub use spire_keymanager::{DiskKeyManager, Error, Key, KeyManager, MemoryKeyManager, algorithm};
+pub use spire_keymanager::{
+    AGENT_KEY_IDS, DiskKeyManager, Error, Key, KeyIds, KeyManager, MemoryKeyManager,
+    SERVER_KEY_IDS, algorithm,
+};
 
 use crate::Result;
 
@@ -19,7 +22,10 @@ pub fn open_disk(directory: impl AsRef<Path>) -> Result<DiskKeyManager> {
     if directory.as_os_str().is_empty() {
         return Err(crate::Error::Config("directory is required".into()));
     }
-    Ok(DiskKeyManager::open(directory.join(KEYS_FILE))?)
+    Ok(DiskKeyManager::open_for(
+        directory.join(KEYS_FILE),
+        KeyIds::Agent,
+    )?)
 }
 
 #[cfg(test)]

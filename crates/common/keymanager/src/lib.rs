@@ -10,6 +10,7 @@
 mod disk;
 mod key;
 mod memory;
+mod pkcs8;
 pub mod private_file;
 
 use std::fmt;
@@ -17,7 +18,7 @@ use std::fmt;
 use async_trait::async_trait;
 use spire_svid::KeyType;
 
-pub use disk::DiskKeyManager;
+pub use disk::{AGENT_KEY_IDS, DiskKeyManager, KeyIds, SERVER_KEY_IDS};
 pub use key::{Key, algorithm};
 pub use memory::MemoryKeyManager;
 

@@ -221,3 +221,77 @@ async fn the_bundle_listener_hears_every_publication_and_prune() {
     manager.rotate().await.unwrap();
     assert!(heard.load(Ordering::SeqCst) > before);
 }
+
+/// Rewrites a key file as SPIRE's key manager would hold it, with Python's `cryptography`
+/// re-encoding every key (so the bytes read back are not ours). `false` (with the reason
+/// printed) where Python or the package is missing, unless CI is set.
+fn rewrite_as_spire(keys: &std::path::Path) -> bool {
+    const SCRIPT: &str = r#"
+import base64, json, sys
+from cryptography.hazmat.primitives import serialization as s
+path = sys.argv[1]
+ours = json.load(open(path))["keys"]
+out = {}
+for key_id, encoded in ours.items():
+    key = s.load_der_private_key(base64.b64decode(encoded), None)
+    der = key.private_bytes(s.Encoding.DER, s.PrivateFormat.PKCS8, s.NoEncryption())
+    out[key_id] = base64.b64encode(der).decode()
+open(path, "w").write(json.dumps({"keys": out}, indent="\t"))
+"#;
+    match std::process::Command::new("python3")
+        .args(["-c", SCRIPT])
+        .arg(keys)
+        .output()
+    {
+        Ok(out) if out.status.success() => true,
+        other => {
+            let why = match other {
+                Ok(out) => String::from_utf8_lossy(&out.stderr).into_owned(),
+                Err(e) => e.to_string(),
+            };
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "python3 with cryptography is required in CI: {why}"
+            );
+            eprintln!("skipping: python3 with cryptography is unavailable: {why}");
+            false
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_ca_key_held_in_spire_key_file_layout_is_resumed() {
+    use spire_server_plugin::keymanager::KeyIds;
+
+    let fx = Fixture::new().await;
+    let keys = fx.dir.path().join("keys.json");
+    let first = fx
+        .manager(Arc::new(
+            DiskKeyManager::open_for(&keys, KeyIds::Server).unwrap(),
+        ))
+        .await;
+    let (_, before) = first.current().await.unwrap();
+    drop(first);
+    if !rewrite_as_spire(&keys) {
+        return;
+    }
+    let text = std::fs::read_to_string(&keys).unwrap();
+    assert!(text.contains("\t\"x509-CA-A\": \""), "{text}");
+
+    let datastore = open_store(&fx.dir).await;
+    let restarted = spire_server_ca::CaManager::new(
+        fx.config.clone(),
+        fx.shared_clock(),
+        spire_server_ca::Plugins {
+            key_manager: Arc::new(DiskKeyManager::open_for(&keys, KeyIds::Server).unwrap()),
+            upstream_authority: None,
+        },
+        datastore,
+    )
+    .await
+    .unwrap();
+    let (slot, after) = restarted.current().await.unwrap();
+    assert_eq!(slot, SlotId::A);
+    assert_eq!(after.certificate(), before.certificate());
+    assert_eq!(fx.bundle_roots().await.len(), 1, "no new CA was minted");
+}

@@ -4,4 +4,7 @@
 //! `KeyManager "disk"` is [`DiskKeyManager::open`] on `keys_path`, `KeyManager "memory"` is
 //! [`MemoryKeyManager`].
 
-pub use spire_keymanager::{DiskKeyManager, Error, Key, KeyManager, MemoryKeyManager, algorithm};
+pub use spire_keymanager::{
+    AGENT_KEY_IDS, DiskKeyManager, Error, Key, KeyIds, KeyManager, MemoryKeyManager,
+    SERVER_KEY_IDS, algorithm,
+};

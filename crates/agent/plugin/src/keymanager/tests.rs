@@ -24,3 +24,17 @@ fn an_empty_directory_is_a_configuration_error() {
     assert!(matches!(err, crate::Error::Config(_)), "{err}");
     assert!(err.to_string().contains("directory is required"), "{err}");
 }
+
+#[tokio::test]
+async fn the_agent_refuses_a_key_file_holding_server_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = DiskKeyManager::open_for(dir.path().join(KEYS_FILE), KeyIds::Server).unwrap();
+    server
+        .generate_key("x509-CA-A", spire_svid::KeyType::EcP256)
+        .await
+        .unwrap();
+    let err = open_disk(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("keys.json"), "{err}");
+    assert!(err.contains("unknown key ID \"x509-CA-A\""), "{err}");
+    assert!(err.contains("agent-svid-A, agent-svid-B"), "{err}");
+}
