@@ -42,7 +42,6 @@ mod support;
 
 use std::path::Path;
 use std::process::{ExitCode, Stdio};
-use std::str::FromStr;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -51,7 +50,7 @@ use s9_support::Cgroups;
 use s19_s20_support::{
     AGENT_TOKEN, Agent, BenchPod, CLUSTER, CSID_PATH, Change, ControllerProcess, Datastore,
     ISTIO_CLUSTER_SPIFFE_ID, KUBELET_TOKEN, Layout, ROLE_ENV, SOCKET_ENV, TRUST_DOMAIN,
-    cpu_seconds, mib,
+    cpu_seconds, mib, spiffe_id,
 };
 use serde_json::Value;
 use spire_integration_tests::{ServerBuilder, TestServer};
@@ -59,31 +58,12 @@ use spire_test_k8s::{
     PodBuilder, TestApiServer, TestKubelet, TestKubeletAuth, TestKubeletConfig, TokenReviewOutcome,
     node_json, token_review_user,
 };
+use support::{env_or, loadavg};
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::time::Instant;
 
 /// The longest any one wait of the bench lasts before it fails.
 const PATIENCE: Duration = Duration::from_secs(1800);
-
-fn env_or<T: FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .map(|v| {
-            v.trim()
-                .parse()
-                .unwrap_or_else(|_| panic!("{name}: cannot parse {v:?}"))
-        })
-        .unwrap_or(default)
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
 
 fn main() -> ExitCode {
     match std::env::var(ROLE_ENV).as_deref() {
@@ -192,7 +172,7 @@ async fn setup(layout: &Layout) -> Cluster {
         if i == 0 {
             bytes = serde_json::to_vec(&pod).unwrap().len();
         }
-        if spec.node == 0 {
+        if layout.pod_node(i) == 0 {
             node0_pods.push(pod.clone());
         }
         api.put_pod(pod);
@@ -592,12 +572,10 @@ impl Workload {
         let _ = self.child.wait().await;
         let mut words = line.split(' ');
         match (words.next(), words.next(), words.next()) {
-            (Some("ok"), Some(id), Some(n)) if id == pod.spiffe_id() => {
-                Ok((at, n.parse().unwrap()))
-            }
+            (Some("ok"), Some(id), Some(n)) if id == spiffe_id(pod) => Ok((at, n.parse().unwrap())),
             _ => Err(format!(
                 "workload answered {line:?}, wanted {}",
-                pod.spiffe_id()
+                spiffe_id(pod)
             )),
         }
     }

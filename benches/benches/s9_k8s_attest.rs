@@ -47,7 +47,6 @@ mod support;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,7 +60,7 @@ use spire_agent_plugin::workloadattestor::{
     K8sAttestor, UnixAttestor, UnixConfig, WorkloadAttestor, attest_all,
 };
 use spire_test_k8s::{TestKubelet, TestKubeletAuth, TestKubeletConfig};
-use support::Summary;
+use support::{Summary, env_or, loadavg};
 use tokio::time::Instant;
 
 /// Set in the environment of the workload processes this bench starts.
@@ -69,26 +68,6 @@ const CHILD_ENV: &str = "S9_CHILD";
 const KUBELET_TOKEN: &str = "s9-kubelet-token";
 /// The group of the `load_unix` peer processes.
 const PEER_GID: u32 = 4242;
-
-fn env_or<T: FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .map(|v| {
-            v.trim()
-                .parse()
-                .unwrap_or_else(|_| panic!("{name}: cannot parse {v:?}"))
-        })
-        .unwrap_or(default)
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
 
 fn main() {
     if std::env::var_os(CHILD_ENV).is_some() {

@@ -11,8 +11,7 @@ use std::process::{ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Value, json};
-use spire_test_k8s::PodBuilder;
+pub use crate::s9_support::BenchPod;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use tokio::time::Instant;
 
@@ -32,19 +31,10 @@ pub const MANAGED_LABEL: (&str, &str) = ("spiffe.io/spire-managed-identity", "tr
 pub const CSID_NAME: &str = "example";
 pub const CSID_PATH: &str = "/apis/spire.spiffe.io/v1alpha1/clusterspiffeids/example";
 
-/// Istio's SPIRE sample ClusterSPIFFEID (`samples/security/spire/clusterspiffeid.yaml`): one
+/// Istio's SPIRE sample ClusterSPIFFEID, as the repository's quickstart manifests ship it: one
 /// identity per service account, for pods with the managed-identity label.
-pub const ISTIO_CLUSTER_SPIFFE_ID: &str = r#"
-apiVersion: spire.spiffe.io/v1alpha1
-kind: ClusterSPIFFEID
-metadata:
-  name: example
-spec:
-  spiffeIDTemplate: "spiffe://{{ .TrustDomain }}/ns/{{ .PodMeta.Namespace }}/sa/{{ .PodSpec.ServiceAccountName }}"
-  podSelector:
-    matchLabels:
-      spiffe.io/spire-managed-identity: "true"
-"#;
+pub const ISTIO_CLUSTER_SPIFFE_ID: &str =
+    include_str!("../../../deploy/quickstart/clusterspiffeid/clusterspiffeid.yaml");
 
 /// The environment variable that selects a child role of this binary.
 pub const ROLE_ENV: &str = "S19S20_ROLE";
@@ -91,144 +81,40 @@ impl Layout {
     }
 
     /// Existing pod `i`: app `i / REPLICAS` (its namespace and service account), spread over
-    /// the nodes round robin, so node 0 holds about 110 of them.
+    /// the nodes round robin (node [`Layout::pod_node`]), so node 0 holds about 110 of them.
     pub fn pod(&self, i: usize) -> BenchPod {
-        let app = i / REPLICAS;
-        BenchPod::new(
-            &format!("ns-{:03}", app % self.namespaces),
-            &format!("app-{app:05}"),
-            &format!("{i:06}"),
-            i % self.nodes,
-        )
+        let app = format!("app-{:05}", i / REPLICAS);
+        let namespace = format!("ns-{:03}", i / REPLICAS % self.namespaces);
+        bench_pod(i, &namespace, &app, &format!("{i:06}"), self.pod_node(i))
+    }
+
+    /// The node index of existing pod `i`.
+    pub fn pod_node(&self, i: usize) -> usize {
+        i % self.nodes
     }
 
     /// New pod `k` of S19, on node 0, in the first namespace.
     pub fn new_pod(&self, k: usize) -> BenchPod {
-        BenchPod::new("ns-000", &format!("fresh-{k:03}"), "0", 0)
+        bench_pod(self.pods + k, "ns-000", &format!("fresh-{k:03}"), "0", 0)
     }
 }
 
-/// One Istio-like pod: an app container, the `istio-proxy` sidecar and `istio-init`.
-#[derive(Clone, Debug)]
-pub struct BenchPod {
-    pub namespace: String,
-    pub name: String,
-    pub uid: String,
-    pub app: String,
-    pub node: usize,
-    pub app_cid: String,
-    proxy_cid: String,
-    init_cid: String,
-    replicaset_uid: String,
-}
-
-fn random_cid() -> String {
-    format!(
-        "{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
+/// An Istio-like pod the ClusterSPIFFEID selects.
+fn bench_pod(index: usize, namespace: &str, app: &str, suffix: &str, node: usize) -> BenchPod {
+    BenchPod::placed(
+        index,
+        namespace,
+        app,
+        &format!("{app}-7d4b9c8f6d-{suffix}"),
+        &Layout::node_name(node),
+        &format!("10.0.{}.{}", node / 250, node % 250 + 2),
     )
+    .label(MANAGED_LABEL.0, MANAGED_LABEL.1)
 }
 
-impl BenchPod {
-    fn new(namespace: &str, app: &str, suffix: &str, node: usize) -> Self {
-        Self {
-            namespace: namespace.to_owned(),
-            name: format!("{app}-7d4b9c8f6d-{suffix}"),
-            uid: uuid::Uuid::new_v4().to_string(),
-            app: app.to_owned(),
-            node,
-            app_cid: random_cid(),
-            proxy_cid: random_cid(),
-            init_cid: random_cid(),
-            replicaset_uid: uuid::Uuid::new_v4().to_string(),
-        }
-    }
-
-    /// The SPIFFE ID the ClusterSPIFFEID renders for it.
-    pub fn spiffe_id(&self) -> String {
-        format!(
-            "spiffe://{TRUST_DOMAIN}/ns/{}/sa/{}",
-            self.namespace, self.app
-        )
-    }
-
-    /// The app container's cgroup below a hierarchy (cgroupfs driver layout).
-    pub fn cgroup(&self) -> String {
-        format!("kubepods/burstable/pod{}/{}", self.uid, self.app_cid)
-    }
-
-    /// The pod as the apiserver and the kubelet return it, padded with container
-    /// environment variables to about `target_bytes` of JSON.
-    pub fn json(&self, target_bytes: usize) -> Value {
-        let proxy_image = "docker.io/istio/proxyv2:1.24.0";
-        let proxy_image_id = "docker.io/istio/proxyv2@sha256:\
-                              5e1e7a1f2c1a0c0b8d3f4a9e6b7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6e7f8";
-        let node = Layout::node_name(self.node);
-        let mut pod = PodBuilder::new(&self.name, &self.namespace, &self.uid)
-            .node(&node)
-            .service_account(&self.app)
-            .host_ip(&format!("10.0.{}.{}", self.node / 250, self.node % 250 + 2))
-            .pod_ip("10.244.0.17")
-            .label(MANAGED_LABEL.0, MANAGED_LABEL.1)
-            .label("app", &self.app)
-            .label("version", "v1")
-            .label("pod-template-hash", "7d4b9c8f6d")
-            .label("security.istio.io/tlsMode", "istio")
-            .label("service.istio.io/canonical-name", &self.app)
-            .label("service.istio.io/canonical-revision", "v1")
-            .annotation(
-                "sidecar.istio.io/status",
-                r#"{"initContainers":["istio-init"],"containers":["istio-proxy"],"volumes":["workload-socket","credential-socket","workload-certs","istio-envoy","istio-data","istio-podinfo","istio-token","istiod-ca-cert"],"imagePullSecrets":null,"revision":"default"}"#,
-            )
-            .annotation("kubectl.kubernetes.io/default-container", &self.app)
-            .annotation("prometheus.io/path", "/stats/prometheus")
-            .annotation("prometheus.io/port", "15020")
-            .annotation("prometheus.io/scrape", "true")
-            .owner(
-                "ReplicaSet",
-                &format!("{}-7d4b9c8f6d", self.app),
-                &self.replicaset_uid,
-            )
-            .init_container(
-                "istio-init",
-                &format!("containerd://{}", self.init_cid),
-                proxy_image,
-                proxy_image_id,
-            )
-            .container(
-                &self.app,
-                &format!("containerd://{}", self.app_cid),
-                &format!("registry.example/bench/{}:1.0.0", self.app),
-                &format!(
-                    "registry.example/bench/{}@sha256:{}",
-                    self.app, self.proxy_cid
-                ),
-            )
-            .container(
-                "istio-proxy",
-                &format!("containerd://{}", self.proxy_cid),
-                proxy_image,
-                proxy_image_id,
-            )
-            .build();
-        let base = serde_json::to_vec(&pod).expect("JSON").len();
-        let one = serde_json::to_vec(&env_var(0, 0)).expect("JSON").len() + 1;
-        let wanted = target_bytes.saturating_sub(base) / one;
-        if let Some(containers) = pod["spec"]["containers"].as_array_mut() {
-            let n = containers.len();
-            for (c, container) in containers.iter_mut().enumerate() {
-                let count = wanted / n + usize::from(c < wanted % n);
-                container["env"] = (0..count).map(|i| env_var(c, i)).collect();
-            }
-        }
-        pod
-    }
-}
-
-fn env_var(container: usize, i: usize) -> Value {
-    json!({"name": format!("SETTING_{container}_{i:04}"),
-           "value": "a-typical-configuration-value-of-some-forty-chars"})
+/// The SPIFFE ID the ClusterSPIFFEID renders for `pod`.
+pub fn spiffe_id(pod: &BenchPod) -> String {
+    format!("spiffe://{TRUST_DOMAIN}{}", pod.spiffe_path())
 }
 
 // === processes ===

@@ -20,15 +20,21 @@ pub const NAMESPACE: &str = "bench";
 /// The node name the test kubelet serves.
 pub const NODE: &str = "node-1";
 
-/// One pod of the bench node: an app container, an `istio-proxy` sidecar and an
-/// `istio-init` init container, each with its own container ID.
+/// One Istio-like pod (what injection and a Deployment give it: Istio's labels and
+/// annotations, a ReplicaSet owner, an app container, an `istio-proxy` sidecar and an
+/// `istio-init` init container, each with its own container ID).
 #[derive(Clone, Debug)]
 pub struct BenchPod {
     pub index: usize,
     pub uid: String,
+    pub namespace: String,
     pub name: String,
     pub app: String,
     pub service_account: String,
+    pub node: String,
+    host_ip: String,
+    /// Labels beyond Istio's.
+    labels: Vec<(String, String)>,
     /// The container the bench's processes run in.
     pub app_cid: String,
     proxy_cid: String,
@@ -37,16 +43,34 @@ pub struct BenchPod {
 }
 
 impl BenchPod {
-    /// Pod `index` with fresh random UIDs and container IDs (parallel runs never share a
-    /// cgroup).
+    /// Pod `index` of the S9 node with fresh random UIDs and container IDs (parallel runs
+    /// never share a cgroup).
     pub fn new(index: usize) -> Self {
         let app = format!("app{index:03}");
+        let name = format!("{app}-7d4b9c8f6d-{}", &random_hex(3)[..5]);
+        Self::placed(index, NAMESPACE, &app, &name, NODE, "10.0.0.5")
+    }
+
+    /// Pod `index` named `name` of app `app` (also its service account) in `namespace` on
+    /// `node` (at `host_ip`).
+    pub fn placed(
+        index: usize,
+        namespace: &str,
+        app: &str,
+        name: &str,
+        node: &str,
+        host_ip: &str,
+    ) -> Self {
         Self {
             index,
             uid: uuid::Uuid::new_v4().to_string(),
-            name: format!("{app}-7d4b9c8f6d-{}", &random_hex(3)[..5]),
-            service_account: app.clone(),
-            app,
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            app: app.to_owned(),
+            service_account: app.to_owned(),
+            node: node.to_owned(),
+            host_ip: host_ip.to_owned(),
+            labels: Vec::new(),
             app_cid: random_hex(32),
             proxy_cid: random_hex(32),
             init_cid: random_hex(32),
@@ -54,14 +78,20 @@ impl BenchPod {
         }
     }
 
-    /// The app container's cgroup, relative to a hierarchy (cgroupfs driver layout).
-    pub fn cgroup(&self) -> String {
-        format!("kubepods/burstable/pod{}/{}", self.uid, self.app_cid)
+    /// The same pod with one more label.
+    pub fn label(mut self, key: &str, value: &str) -> Self {
+        self.labels.push((key.to_owned(), value.to_owned()));
+        self
     }
 
     /// The SPIFFE ID path of this pod's registration entry.
     pub fn spiffe_path(&self) -> String {
-        format!("/ns/{NAMESPACE}/sa/{}", self.service_account)
+        format!("/ns/{}/sa/{}", self.namespace, self.service_account)
+    }
+
+    /// The app container's cgroup, relative to a hierarchy (cgroupfs driver layout).
+    pub fn cgroup(&self) -> String {
+        format!("kubepods/burstable/pod{}/{}", self.uid, self.app_cid)
     }
 
     /// The pod as the kubelet's `/pods` lists it, padded with container environment
@@ -71,11 +101,19 @@ impl BenchPod {
         let proxy_image = "docker.io/istio/proxyv2:1.24.0";
         let proxy_image_id = "docker.io/istio/proxyv2@sha256:\
                               5e1e7a1f2c1a0c0b8d3f4a9e6b7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6e7f8";
-        let mut pod = PodBuilder::new(&self.name, NAMESPACE, &self.uid)
-            .node(NODE)
+        let mut builder = PodBuilder::new(&self.name, &self.namespace, &self.uid)
+            .node(&self.node)
             .service_account(&self.service_account)
-            .host_ip("10.0.0.5")
-            .pod_ip(&format!("10.244.{}.{}", self.index / 250, self.index % 250 + 2))
+            .host_ip(&self.host_ip)
+            .pod_ip(&format!(
+                "10.244.{}.{}",
+                self.index / 250 % 250,
+                self.index % 250 + 2
+            ));
+        for (key, value) in &self.labels {
+            builder = builder.label(key, value);
+        }
+        let mut pod = builder
             .label("app", &self.app)
             .label("version", "v1")
             .label("pod-template-hash", "7d4b9c8f6d")

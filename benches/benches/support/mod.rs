@@ -470,3 +470,25 @@ impl std::fmt::Display for Summary {
         )
     }
 }
+
+/// The environment variable `name` parsed, or `default` when unset.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .map(|v| {
+            v.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("{name}: cannot parse {v:?}"))
+        })
+        .unwrap_or(default)
+}
+
+/// The 1, 5 and 15 minute load averages, for the figures' context.
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
