@@ -75,6 +75,77 @@ async fn a_restarted_agent_resumes_without_attesting_again() {
     server.stop().await.unwrap();
 }
 
+/// Rewrites the agent's key file as SPIRE's agent would hold it after a rotation: the key
+/// moved to `agent-svid-B`, re-encoded by Python's `cryptography`, tab-indented. `false`
+/// (with the reason printed) where Python or the package is missing, unless CI is set.
+fn rewrite_as_spire_agent_keys(keys: &std::path::Path) -> bool {
+    const SCRIPT: &str = r#"
+import base64, json, sys
+from cryptography.hazmat.primitives import serialization as s
+path = sys.argv[1]
+(encoded,) = json.load(open(path))["keys"].values()
+key = s.load_der_private_key(base64.b64decode(encoded), None)
+der = key.private_bytes(s.Encoding.DER, s.PrivateFormat.PKCS8, s.NoEncryption())
+out = {"keys": {"agent-svid-B": base64.b64encode(der).decode()}}
+open(path, "w").write(json.dumps(out, indent="\t"))
+"#;
+    match std::process::Command::new("python3")
+        .args(["-c", SCRIPT])
+        .arg(keys)
+        .output()
+    {
+        Ok(out) if out.status.success() => true,
+        other => {
+            let why = match other {
+                Ok(out) => String::from_utf8_lossy(&out.stderr).into_owned(),
+                Err(e) => e.to_string(),
+            };
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "python3 with cryptography is required in CI: {why}"
+            );
+            eprintln!("skipping: python3 with cryptography is unavailable: {why}");
+            false
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_resumes_with_its_key_from_a_spire_key_file() {
+    init_logging();
+    let server = TestServer::start().await.unwrap();
+    let agent = server.join_token_agent().await.unwrap();
+    let agent_id = agent.agent_id().unwrap();
+    let keys = agent.data_dir().join("keys.json");
+    let svid_before = agent.stored_svid().unwrap();
+    let attested = server.list_agents().await.unwrap();
+
+    let dir = agent.stop().await.unwrap();
+    if !rewrite_as_spire_agent_keys(&keys) {
+        server.stop().await.unwrap();
+        return;
+    }
+    let agent = server
+        .agent()
+        .await
+        .unwrap()
+        .no_join_token()
+        .dir(dir)
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(agent.agent_id().unwrap(), agent_id);
+    assert_eq!(agent.stored_svid().unwrap(), svid_before);
+    assert_eq!(
+        server.list_agents().await.unwrap(),
+        attested,
+        "no new attestation"
+    );
+
+    agent.stop().await.unwrap();
+    server.stop().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_banned_agent_removes_its_svid_and_stops() {
     init_logging();
