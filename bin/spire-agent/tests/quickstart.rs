@@ -271,6 +271,18 @@ fn component(name: &str) -> PathBuf {
     }
 }
 
+/// Why the quickstart cannot run here, if it cannot: root and cgroups, kubectl, openssl.
+fn unusable() -> Option<String> {
+    cgroups_unusable()
+        .or_else(Kubectl::unavailable)
+        .or_else(|| {
+            let openssl = Command::new("openssl").arg("version").output();
+            (!openssl.is_ok_and(|o| o.status.success())).then(|| {
+                "openssl is not installed (the guide checks the certificate with it)".into()
+            })
+        })
+}
+
 /// S21's figures of one run.
 #[derive(Debug, Default)]
 struct Figures {
@@ -757,7 +769,7 @@ async fn quickstart(dir: &Path) -> Figures {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_quickstart_from_kubectl_apply_to_clean_up() {
-    if let Some(reason) = cgroups_unusable().or_else(Kubectl::unavailable) {
+    if let Some(reason) = unusable() {
         spire_test::skip(&reason);
         return;
     }
@@ -872,7 +884,7 @@ async fn join_token_floor(dir: &Path) -> (f64, u64, u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark S21: cargo test -p spire-agent --test quickstart -- --ignored --nocapture"]
 async fn quickstart_figures() {
-    if let Some(reason) = cgroups_unusable().or_else(Kubectl::unavailable) {
+    if let Some(reason) = unusable() {
         spire_test::skip(&reason);
         return;
     }
