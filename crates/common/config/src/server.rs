@@ -272,11 +272,6 @@ impl ServerSection {
     /// set some of them, and leaving them unenforced is safe): each names its key.
     pub fn ignored(&self) -> Vec<String> {
         let mut found = Findings::new("server");
-        found.when(
-            is_true(self.audit_log_enabled),
-            "audit_log_enabled",
-            "spire-rs writes no audit log yet",
-        );
         if let Some(limits) = &self.ratelimit {
             let on: Vec<&str> = [
                 ("attestation", limits.attestation),

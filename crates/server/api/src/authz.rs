@@ -31,6 +31,7 @@ use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509Certificat
 pub use policy::{Allowed, policy};
 
 use crate::ApiContext;
+use crate::audit::Audit;
 use crate::convert::is_agent_path;
 use crate::status::{make_err, permission_denied, permission_denied_details};
 
@@ -102,6 +103,7 @@ pub(crate) struct Authorizer {
     clock: SharedClock,
     trust_domain: spire_id::TrustDomain,
     admin_ids: Arc<[SpiffeId]>,
+    audit_log: bool,
 }
 
 // === impl PeerSvid ===
@@ -157,7 +159,7 @@ impl Caller {
         }
     }
 
-    fn id(&self) -> Option<&SpiffeId> {
+    pub(crate) fn id(&self) -> Option<&SpiffeId> {
         match self {
             Self::Local | Self::Anonymous => None,
             Self::X509Svid(svid) => Some(&svid.id),
@@ -175,6 +177,7 @@ impl Authorizer {
             clock: ctx.clock.clone(),
             trust_domain: ctx.trust_domain.clone(),
             admin_ids: ctx.admin_ids.clone().into(),
+            audit_log: ctx.audit_log,
         }
     }
 
@@ -334,6 +337,42 @@ pub fn denied_details(status: &Status) -> Option<PermissionDeniedDetails> {
     permission_denied_details(status)
 }
 
+/// The status a response head carries: a failure answered before any message puts
+/// `grpc-status` in the headers; otherwise the call has succeeded so far.
+fn response_status(headers: &http::HeaderMap) -> (Code, String) {
+    let Some(code) = headers.get("grpc-status") else {
+        return (Code::Ok, String::new());
+    };
+    let message = headers
+        .get("grpc-message")
+        .map(|m| percent_decode(m.as_bytes()))
+        .unwrap_or_default();
+    (Code::from_bytes(code.as_bytes()), message)
+}
+
+/// `grpc-message` is percent-encoded UTF-8.
+fn percent_decode(raw: &[u8]) -> String {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        let hex = raw
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (raw[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 // === impl Authorized ===
 
 impl<S> Authorized<S> {
@@ -370,12 +409,25 @@ where
         Box::pin(async move {
             let method = request.uri().path().to_owned();
             let caller = Caller::of(&request);
+            let audit = authorizer
+                .audit_log
+                .then(|| Audit::open(&request, &method, &caller));
             match authorizer.authorize(&method, &caller).await {
                 Ok(authorized) => {
                     request.extensions_mut().insert(authorized);
-                    inner.call(request).await
+                    let Some(audit) = audit else {
+                        return inner.call(request).await;
+                    };
+                    request.extensions_mut().insert(audit.clone());
+                    let response = inner.call(request).await?;
+                    let (code, message) = response_status(response.headers());
+                    audit.finish(code, &message);
+                    Ok(response)
                 }
                 Err(status) => {
+                    if let Some(audit) = audit {
+                        audit.finish(status.code(), status.message());
+                    }
                     let (parts, ()) = status.into_http::<()>().into_parts();
                     Ok(http::Response::from_parts(parts, Body::default()))
                 }

@@ -27,6 +27,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status, Streaming};
 
 use crate::ApiContext;
+use crate::audit::{Audit, Fields as AuditFields};
 use crate::convert::entry_from_proto;
 use crate::status::{ds_code, internal, make_err, make_status, ok, plain_status};
 
@@ -136,6 +137,9 @@ impl Entry for EntryService {
         &self,
         request: Request<GetEntryRequest>,
     ) -> Result<Response<types::Entry>, Status> {
+        Audit::add(&request, |f| {
+            f.entry_id = Some(request.get_ref().id.clone())
+        });
         let request = request.into_inner();
         if request.id.is_empty() {
             return Err(make_err(Code::InvalidArgument, "missing ID", None));
@@ -154,6 +158,7 @@ impl Entry for EntryService {
         &self,
         request: Request<BatchCreateEntryRequest>,
     ) -> Result<Response<BatchCreateEntryResponse>, Status> {
+        let audit = Audit::batch(&request);
         let request = request.into_inner();
         let mask = request.output_mask.as_ref();
         let now = self.config.clock.unix_seconds();
@@ -183,15 +188,21 @@ impl Entry for EntryService {
         for (index, outcome) in indexes.into_iter().zip(outcomes) {
             results[index] = Some(create_result(outcome, mask));
         }
-        Ok(Response::new(BatchCreateEntryResponse {
-            results: results.into_iter().flatten().collect(),
-        }))
+        let results: Vec<CreateResult> = results.into_iter().flatten().collect();
+        if let Some(audit) = audit {
+            for (proto, result) in request.entries.iter().zip(&results) {
+                // The request's entry, as SPIRE records it: an assigned ID is not in it.
+                audit.item(result.status.as_ref(), &AuditFields::of_entry(proto, None));
+            }
+        }
+        Ok(Response::new(BatchCreateEntryResponse { results }))
     }
 
     async fn batch_update_entry(
         &self,
         request: Request<BatchUpdateEntryRequest>,
     ) -> Result<Response<BatchUpdateEntryResponse>, Status> {
+        let audit = Audit::batch(&request);
         let request = request.into_inner();
         let input_mask = request.input_mask.as_ref();
         let output_mask = request.output_mask.as_ref();
@@ -230,15 +241,23 @@ impl Entry for EntryService {
                 },
             });
         }
-        Ok(Response::new(BatchUpdateEntryResponse {
-            results: results.into_iter().flatten().collect(),
-        }))
+        let results: Vec<UpdateResult> = results.into_iter().flatten().collect();
+        if let Some(audit) = audit {
+            for (proto, result) in request.entries.iter().zip(&results) {
+                audit.item(
+                    result.status.as_ref(),
+                    &AuditFields::of_entry(proto, input_mask),
+                );
+            }
+        }
+        Ok(Response::new(BatchUpdateEntryResponse { results }))
     }
 
     async fn batch_delete_entry(
         &self,
         request: Request<BatchDeleteEntryRequest>,
     ) -> Result<Response<BatchDeleteEntryResponse>, Status> {
+        let audit = Audit::batch(&request);
         let ids = request.into_inner().ids;
         let wanted: Vec<String> = ids.iter().filter(|id| !id.is_empty()).cloned().collect();
         let mut outcomes = match self.ds().delete_registration_entries(&wanted).await {
@@ -274,7 +293,16 @@ impl Entry for EntryService {
                     id,
                 }
             })
-            .collect();
+            .collect::<Vec<DeleteResult>>();
+        if let Some(audit) = audit {
+            for result in &results {
+                let fields = AuditFields {
+                    entry_id: Some(result.id.clone()),
+                    ..AuditFields::default()
+                };
+                audit.item(result.status.as_ref(), &fields);
+            }
+        }
         Ok(Response::new(BatchDeleteEntryResponse { results }))
     }
 

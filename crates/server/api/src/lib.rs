@@ -21,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 pub mod agent;
+pub mod audit;
 pub mod authz;
 pub mod bundle;
 pub mod convert;
@@ -94,6 +95,9 @@ pub struct ApiContext {
     /// The process's log level, behind the Logger service on the admin socket; none by
     /// default (the Logger methods then answer `Unimplemented`).
     pub logger: Option<Arc<dyn logger::LogLevelControl>>,
+    /// `audit_log_enabled`: one `API accessed` record per call, or per batch item
+    /// ([`audit`]); off by default.
+    pub audit_log: bool,
 }
 
 /// Where the server's current X509-SVID chain (leaf first, DER) can be read.
@@ -128,6 +132,7 @@ impl ApiContext {
             push: true,
             bundle_refresher: None,
             logger: None,
+            audit_log: false,
         }
     }
 }

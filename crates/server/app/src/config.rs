@@ -62,6 +62,8 @@ pub struct ServerConfig {
     pub ca: CaConfig,
     /// `admin_ids`.
     pub admin_ids: Vec<SpiffeId>,
+    /// `audit_log_enabled`: an `API accessed` record per API call (or batch item).
+    pub audit_log_enabled: bool,
     /// `experimental.cache_reload_interval`: how often the change feed looks for writes made
     /// by other servers (this server's own writes are followed at once). Default 1 s (SPIRE:
     /// 5 s).
@@ -76,9 +78,8 @@ pub struct ServerConfig {
     /// `health_checks { }`.
     pub health: HealthConfig,
     /// What the configuration should change, for the log once it is set up: deprecated
-    /// keys, and keys accepted without effect yet (`telemetry`, `ratelimit`,
-    /// `audit_log_enabled`, …), each named. Keys spire-rs cannot honour are refused instead
-    /// (`docs/config.md`).
+    /// keys, and keys accepted without effect yet (`telemetry`, `ratelimit`, …), each named.
+    /// Keys spire-rs cannot honour are refused instead (`docs/config.md`).
     pub warnings: Vec<String>,
 }
 
@@ -198,6 +199,7 @@ impl ServerConfig {
             log_source_location: s.log_source_location(),
             ca,
             admin_ids,
+            audit_log_enabled: s.audit_log_enabled.is_some_and(|b| b.0),
             cache_reload_interval: s
                 .experimental
                 .as_ref()

@@ -149,6 +149,7 @@ async fn serve(
     );
     context.logger = logger;
     context.admin_ids = config.admin_ids.clone();
+    context.audit_log = config.audit_log_enabled;
     context.default_x509_svid_ttl = config.ca.default_x509_svid_ttl;
     context.server_svid = Some(Arc::new(svid_rx) as Arc<dyn SvidSource>);
     context.node_attestors = Arc::new(node_attestors(&config, &datastore, &clock)?);
