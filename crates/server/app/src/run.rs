@@ -9,7 +9,7 @@ use spire_server_api::{ApiContext, ChangeFeed, SvidSource};
 use spire_server_ca::{CaManager, Plugins};
 use spire_server_datastore::DataStore;
 use spire_server_datastore_sql::SqlStore;
-use spire_server_plugin::keymanager::{DiskKeyManager, KeyManager, MemoryKeyManager};
+use spire_server_plugin::keymanager::{DiskKeyManager, KeyIds, KeyManager, MemoryKeyManager};
 use spire_server_plugin::nodeattestor::{
     JoinTokenAttestor, K8sPsatAttestor, NodeAttestors, X509PopAttestor,
 };
@@ -76,7 +76,7 @@ async fn serve(
     let datastore: Arc<dyn DataStore> =
         Arc::new(SqlStore::open_with_clock(&plugins.datastore, clock.clone()).await?);
     let key_manager: Arc<dyn KeyManager> = match &plugins.key_manager {
-        KeyManagerChoice::Disk(path) => Arc::new(DiskKeyManager::open(path)?),
+        KeyManagerChoice::Disk(path) => Arc::new(DiskKeyManager::open_for(path, KeyIds::Server)?),
         KeyManagerChoice::Memory => Arc::new(MemoryKeyManager::new()),
     };
     let upstream_authority = match &plugins.upstream_authority {

@@ -229,3 +229,27 @@ fn istio_quickstart_server_confs_resolve_unchanged() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_key_file_holding_an_agent_key_stops_the_server_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys.json");
+    std::fs::write(&keys, r#"{"keys":{"agent-svid-A":"AAAA"}}"#).unwrap();
+    let config = ServerConfig::from_text(
+        &config_text(dir.path(), free_port(), ""),
+        &Overrides::default(),
+    )
+    .unwrap();
+    let err = spire_server_app::run(config, Arc::new(SystemClock), Shutdown::new())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&keys.display().to_string()), "{err}");
+    assert!(
+        err.contains(
+            "key \"agent-svid-A\": unknown key ID \"agent-svid-A\"; a server key file holds \
+             x509-CA-A, x509-CA-B, JWT-Signer-A, JWT-Signer-B"
+        ),
+        "{err}"
+    );
+}
