@@ -86,6 +86,8 @@ pub struct Fields {
     pub hint: Option<String>,
     /// `created_at`.
     pub created_at: Option<i64>,
+    /// `csr`: the SHA-256 of a CSR, in hex.
+    pub csr: Option<String>,
 }
 
 // === impl Audit ===
@@ -224,6 +226,7 @@ impl Call {
             store_svid = f.store_svid,
             hint = f.hint.as_deref(),
             created_at = f.created_at,
+            csr = f.csr.as_deref(),
             "API accessed"
         );
     }
@@ -268,8 +271,21 @@ impl Fields {
             store_svid: on(|m| m.store_svid).then_some(entry.store_svid),
             hint: on(|m| m.hint).then(|| entry.hint.clone()),
             created_at: on(|m| m.created_at).then_some(entry.created_at),
+            csr: None,
         }
     }
+}
+
+/// SPIRE's `csr` field: the hex SHA-256 of the bytes, empty for none.
+pub fn hash_bytes(bytes: &[u8]) -> String {
+    if bytes.is_empty() {
+        return String::new();
+    }
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// A gRPC code as grpc-go's `codes.Code` prints it in a text log line.

@@ -22,7 +22,8 @@ use x509_parser::prelude::{
 };
 
 use crate::ApiContext;
-use crate::convert::{id_to_proto, verify_workload_id};
+use crate::audit::{Audit, Fields as AuditFields, hash_bytes};
+use crate::convert::{id_from_proto, id_to_proto, verify_workload_id};
 use crate::dns::{check_wildcard_overlap, validate_label};
 use crate::entry::authorized::{authorized_entries, caller_id};
 use crate::status::{make_err, ok};
@@ -242,10 +243,10 @@ impl Svid for SvidService {
         request: Request<BatchNewX509svidRequest>,
     ) -> Result<Response<BatchNewX509svidResponse>, Status> {
         let agent = caller_id(&request)?;
+        let audit = Audit::batch(&request);
         let entries = authorized_entries(&self.config.feed, &agent).await?;
-        let results = request
-            .into_inner()
-            .params
+        let params = request.into_inner().params;
+        let results: Vec<batch_new_x509svid_response::Result> = params
             .iter()
             .map(|params| match self.new_x509_svid(params, &entries) {
                 Ok(svid) => batch_new_x509svid_response::Result {
@@ -262,6 +263,23 @@ impl Svid for SvidService {
                 },
             })
             .collect();
+        if let Some(audit) = audit {
+            for (params, result) in params.iter().zip(&results) {
+                let svid = result.svid.as_ref();
+                let fields = AuditFields {
+                    csr: Some(hash_bytes(&params.csr)),
+                    entry_id: Some(params.entry_id.clone()),
+                    spiffe_id: Some(
+                        svid.and_then(|s| id_from_proto(s.id.as_ref()).ok())
+                            .map(|id| id.to_string())
+                            .unwrap_or_default(),
+                    ),
+                    expires_at: svid.map(|s| s.expires_at),
+                    ..AuditFields::default()
+                };
+                audit.item(result.status.as_ref(), &fields);
+            }
+        }
         Ok(Response::new(BatchNewX509svidResponse { results }))
     }
 
