@@ -44,8 +44,17 @@ pub enum KeyIds {
     Agent,
 }
 
-/// The IDs SPIRE's server keeps its keys under: the two X.509 CA slots, the two JWT slots.
-pub const SERVER_KEY_IDS: [&str; 4] = ["x509-CA-A", "x509-CA-B", "JWT-Signer-A", "JWT-Signer-B"];
+/// The IDs SPIRE's server keeps its keys under: the two X.509 CA slots, the two JWT slots,
+/// and the two WIT-SVID signing slots of newer SPIRE releases. spire-rs does not use the WIT
+/// keys; it keeps them, so they are still in the file after a rollback to SPIRE.
+pub const SERVER_KEY_IDS: [&str; 6] = [
+    "x509-CA-A",
+    "x509-CA-B",
+    "JWT-Signer-A",
+    "JWT-Signer-B",
+    "WIT-Signer-A",
+    "WIT-Signer-B",
+];
 
 /// The IDs SPIRE's agent keeps its SVID key under (one slot in use, the other for rotation).
 pub const AGENT_KEY_IDS: [&str; 2] = ["agent-svid-A", "agent-svid-B"];

@@ -235,6 +235,7 @@ async fn a_spire_server_key_file_is_read_and_written_back_in_spire_layout() {
             "x509-CA-B": k["p384"].0,
             "JWT-Signer-A": k["rsa2048"].0,
             "JWT-Signer-B": k["rsa4096"].0,
+            "WIT-Signer-A": k["p256"].0,
         }}),
     );
     let km = DiskKeyManager::open_for(&path, KeyIds::Server).unwrap();
@@ -264,7 +265,12 @@ async fn a_spire_server_key_file_is_read_and_written_back_in_spire_layout() {
     let written: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     let keys = written["keys"].as_object().unwrap();
-    assert_eq!(keys.len(), 4);
+    assert_eq!(keys.len(), 5);
+    assert_eq!(
+        keys["WIT-Signer-A"],
+        k["p256"].0.as_str(),
+        "kept, though unused"
+    );
     assert_eq!(keys["x509-CA-A"], k["p256"].0.as_str());
     assert_eq!(keys["JWT-Signer-A"], k["rsa2048"].0.as_str());
     assert_eq!(keys["JWT-Signer-B"], k["rsa4096"].0.as_str());
@@ -373,10 +379,10 @@ fn bad_key_files_are_refused_naming_the_file_and_the_key() {
         ),
         (
             "unknown ID",
-            server("wit-signer-A", k["p256"].0.clone().into()),
+            server("x509-CA-C", k["p256"].0.clone().into()),
             KeyIds::Server,
-            "\"wit-signer-A\"",
-            "unknown key ID \"wit-signer-A\"; a server key file holds x509-CA-A, x509-CA-B, JWT-Signer-A, JWT-Signer-B",
+            "\"x509-CA-C\"",
+            "unknown key ID \"x509-CA-C\"; a server key file holds x509-CA-A, x509-CA-B, JWT-Signer-A, JWT-Signer-B, WIT-Signer-A, WIT-Signer-B",
         ),
         (
             "server key in the agent's file",

@@ -248,7 +248,7 @@ async fn a_key_file_holding_an_agent_key_stops_the_server_by_name() {
     assert!(
         err.contains(
             "key \"agent-svid-A\": unknown key ID \"agent-svid-A\"; a server key file holds \
-             x509-CA-A, x509-CA-B, JWT-Signer-A, JWT-Signer-B"
+             x509-CA-A, x509-CA-B, JWT-Signer-A, JWT-Signer-B, WIT-Signer-A, WIT-Signer-B"
         ),
         "{err}"
     );
