@@ -23,7 +23,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use kube::api::Api;
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt as _, watcher};
 use serde::de::DeserializeOwned;
 use spire_task::{Shutdown, Supervisor};
 use tokio::sync::{Notify, watch};
@@ -61,6 +61,11 @@ pub trait Watched:
 {
     /// Whether `self` and `other` look the same to a reconciler (metadata and spec equal).
     fn same_for_reconcilers(&self, other: &Self) -> bool;
+
+    /// Drops what no reconciler reads before the object is stored: `managedFields` (a few
+    /// KiB on a typical pod), and for pods and nodes the status the kubelet writes (a node's
+    /// lists every image it holds). Templates that name `.PodMeta.ManagedFields` see none.
+    fn trim(&mut self);
 }
 
 /// Metadata equal but for `resourceVersion`, `managedFields` and `selfLink`, which every
@@ -97,26 +102,32 @@ pub fn same_meta(a: &ObjectMeta, b: &ObjectMeta) -> bool {
         && generate_name == &b.generate_name
 }
 
-/// Implements [`Watched`] for kinds whose reconcilers read metadata and one more field.
+/// Implements [`Watched`] for kinds whose reconcilers read metadata and one more field, with
+/// the kind's own status dropped where listed.
 macro_rules! watched {
-    ($($kind:ty => $field:ident),* $(,)?) => {$(
+    ($($kind:ty => $field:ident $(, drop $status:ident)?);* $(;)?) => {$(
         impl Watched for $kind {
             fn same_for_reconcilers(&self, other: &Self) -> bool {
                 self.$field == other.$field && same_meta(&self.metadata, &other.metadata)
+            }
+
+            fn trim(&mut self) {
+                self.metadata.managed_fields = None;
+                $(self.$status = None;)?
             }
         }
     )*};
 }
 
 watched!(
-    Pod => spec,
-    Node => spec,
-    Namespace => spec,
-    Endpoints => subsets,
-    crate::crd::ClusterSpiffeId => spec,
-    crate::crd::ClusterStaticEntry => spec,
-    crate::crd::ClusterFederatedTrustDomain => spec,
-    crate::crd::SpiffeId => spec,
+    Pod => spec, drop status;
+    Node => spec, drop status;
+    Namespace => spec;
+    Endpoints => subsets;
+    crate::crd::ClusterSpiffeId => spec;
+    crate::crd::ClusterStaticEntry => spec;
+    crate::crd::ClusterFederatedTrustDomain => spec;
+    crate::crd::SpiffeId => spec;
 );
 
 /// One kind's in-memory store.
@@ -209,7 +220,7 @@ impl<K: Watched> Watch<K> {
         loop {
             // A fresh watcher lists before it watches, so after any failure the store is
             // rebuilt from a complete list (swapped in whole at `InitDone`).
-            let stream = watcher(self.api.clone(), self.config.clone());
+            let stream = watcher(self.api.clone(), self.config.clone()).modify(K::trim);
             tokio::pin!(stream);
             loop {
                 let event = tokio::select! {
@@ -323,5 +334,30 @@ mod tests {
         let mut finalized = new;
         finalized.metadata.finalizers = Some(vec!["spire.spiffe.io/test".into()]);
         assert!(!old.same_for_reconcilers(&finalized));
+    }
+
+    #[test]
+    fn stored_pods_and_nodes_keep_no_status_or_managed_fields() {
+        let mut stored = pod(serde_json::json!({
+            "metadata": {"name": "sleep", "namespace": "default",
+                         "managedFields": [{"manager": "kubelet", "operation": "Update"}]},
+            "spec": {"nodeName": "n1", "containers": [{"name": "sleep"}]},
+            "status": {"phase": "Running", "containerStatuses": [{"name": "sleep",
+                       "containerID": "containerd://abc", "image": "sleep", "imageID": "",
+                       "ready": true, "restartCount": 0}]}
+        }));
+        stored.trim();
+        assert_eq!(stored.metadata.managed_fields, None);
+        assert_eq!(stored.status, None);
+        assert_eq!(stored.spec.unwrap().node_name.as_deref(), Some("n1"));
+
+        let mut node: Node = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "n1", "labels": {"zone": "a"}},
+            "status": {"images": [{"names": ["registry.example/app:1"], "sizeBytes": 1}]}
+        }))
+        .unwrap();
+        node.trim();
+        assert_eq!(node.status, None);
+        assert!(node.metadata.labels.is_some());
     }
 }
