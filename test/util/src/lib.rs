@@ -18,6 +18,24 @@ pub fn skip(reason: &str) {
     eprintln!("skipping: {reason}");
 }
 
+/// Runs `python3 -c <script> <args…>` — the tests' independent writer of other programs' file
+/// formats (with `cryptography`, which CI installs) — and returns its standard output, or
+/// `None` after [`skip`] when python3 or a module the script imports is missing.
+pub fn python(script: &str, args: &[&std::ffi::OsStr]) -> Option<Vec<u8>> {
+    let why = match std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+    {
+        Ok(out) if out.status.success() => return Some(out.stdout),
+        Ok(out) => String::from_utf8_lossy(&out.stderr).into_owned(),
+        Err(e) => e.to_string(),
+    };
+    skip(&format!("python3 with cryptography is unavailable: {why}"));
+    None
+}
+
 /// `../shared/testdata/<sub>` beside the checkout, or `None` (after [`skip`]) when a plain
 /// clone has no shared folder.
 pub fn shared_testdata(sub: &str) -> Option<PathBuf> {

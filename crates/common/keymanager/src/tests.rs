@@ -179,28 +179,8 @@ out["rsa2048-pkcs1"] = [der(keys["rsa2048"], s.PrivateFormat.TraditionalOpenSSL)
 out["p256-sec1"] = [der(keys["p256"], s.PrivateFormat.TraditionalOpenSSL), pub(keys["p256"])]
 print(json.dumps(out))
 "#;
-    let output = std::process::Command::new("python3")
-        .args(["-c", SCRIPT])
-        .output();
-    match output {
-        Ok(out) if out.status.success() => {
-            let map: BTreeMap<String, (String, String)> =
-                serde_json::from_slice(&out.stdout).unwrap();
-            Some(map)
-        }
-        other => {
-            let why = match other {
-                Ok(out) => String::from_utf8_lossy(&out.stderr).into_owned(),
-                Err(e) => e.to_string(),
-            };
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "python3 with cryptography is required in CI: {why}"
-            );
-            eprintln!("skipping: python3 with cryptography is unavailable: {why}");
-            None
-        }
-    }
+    let stdout = spire_test::python(SCRIPT, &[])?;
+    Some(serde_json::from_slice(&stdout).unwrap())
 }
 
 fn b64(s: &str) -> Vec<u8> {

@@ -89,25 +89,7 @@ der = key.private_bytes(s.Encoding.DER, s.PrivateFormat.PKCS8, s.NoEncryption())
 out = {"keys": {"agent-svid-B": base64.b64encode(der).decode()}}
 open(path, "w").write(json.dumps(out, indent="\t"))
 "#;
-    match std::process::Command::new("python3")
-        .args(["-c", SCRIPT])
-        .arg(keys)
-        .output()
-    {
-        Ok(out) if out.status.success() => true,
-        other => {
-            let why = match other {
-                Ok(out) => String::from_utf8_lossy(&out.stderr).into_owned(),
-                Err(e) => e.to_string(),
-            };
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "python3 with cryptography is required in CI: {why}"
-            );
-            eprintln!("skipping: python3 with cryptography is unavailable: {why}");
-            false
-        }
-    }
+    spire_test::python(SCRIPT, &[keys.as_os_str()]).is_some()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
