@@ -1,4 +1,4 @@
-//! The bad-input catalogue (security.md §5) for BatchCreateEntry: exact code and message per
+//! SPIRE's bad-input catalogue for BatchCreateEntry: exact code and message per
 //! row, every row in one batch so each also proves a failed item never drops the others.
 #![allow(clippy::unwrap_used)]
 
