@@ -389,7 +389,7 @@ fn compare(ours: &Index, upstream: &Index, in_scope: &dyn Fn(&str) -> bool) -> V
 }
 
 /// Fields SPIRE added after the spire-api-sdk copy shipped in the `spire-api` crate (≈ SPIRE
-/// 1.10); each is a fact of spire-api-sdk 1.15 (`../shared/docs/spire-compat.md`). Only these
+/// 1.10); each is a fact of spire-api-sdk 1.15. Only these
 /// exact "only ours has it" differences are tolerated.
 const NEWER_THAN_UPSTREAM: &[&str] = &[
     "message .spire.api.server.entry.v1.EntryRevision field #3: only ours has it (name=created_at type=Int64 ",
