@@ -268,30 +268,19 @@ impl ServerSection {
         found.into_refusals()
     }
 
-    /// Warnings for keys spire-rs accepts without acting on them yet (stock configurations
-    /// set some of them, and leaving them unenforced is safe): each names its key.
+    /// Warnings for keys spire-rs accepts without acting on them yet: none in `server` today
+    /// (`ratelimit`, once warned about here, is enforced).
     pub fn ignored(&self) -> Vec<String> {
-        let mut found = Findings::new("server");
-        if let Some(limits) = &self.ratelimit {
-            let on: Vec<&str> = [
-                ("attestation", limits.attestation),
-                ("signing", limits.signing),
-            ]
-            .into_iter()
-            .filter(|(_, set)| set.is_none_or(|b| b.0))
-            .map(|(name, _)| name)
-            .collect();
-            found.when(
-                !on.is_empty(),
-                "ratelimit",
-                &format!(
-                    "spire-rs does not rate-limit node attestation or X509-SVID signing yet \
-                     (enabled here: {}), so these limits are not enforced",
-                    on.join(", ")
-                ),
-            );
-        }
-        found.into_warnings()
+        Findings::new("server").into_warnings()
+    }
+
+    /// `ratelimit { attestation, signing }` as `(attestation, signing)`: each on unless set to
+    /// false, as in SPIRE (no block, or `ratelimit {}`, means both on).
+    pub fn rate_limits(&self) -> (bool, bool) {
+        let on = |set: Option<LenientBool>| set.is_none_or(|b| b.0);
+        self.ratelimit
+            .as_ref()
+            .map_or((true, true), |r| (on(r.attestation), on(r.signing)))
     }
 }
 

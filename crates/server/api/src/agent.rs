@@ -30,6 +30,7 @@ use crate::ApiContext;
 use crate::convert::{
     agent_id_from_proto, agent_to_proto, apply_agent_mask, workload_id_from_proto,
 };
+use crate::ratelimit::{Limited, RateLimits};
 use crate::status::{internal, make_err};
 
 /// What the Agent service needs.
@@ -47,6 +48,8 @@ pub struct Config {
     pub node_attestors: Arc<NodeAttestors>,
     /// Told about every node write, so the authorized-entry cache follows at once.
     pub feed: Arc<ChangeFeed>,
+    /// SPIRE's per-IP rate limits (`ratelimit { }`).
+    pub rate_limits: Arc<RateLimits>,
 }
 
 /// The Agent service.
@@ -66,6 +69,7 @@ impl From<&ApiContext> for Config {
             ca: ctx.ca.clone(),
             node_attestors: ctx.node_attestors.clone(),
             feed: ctx.entries.clone(),
+            rate_limits: ctx.rate_limits.clone(),
         }
     }
 }
@@ -252,6 +256,10 @@ impl Agent for AgentService {
         &self,
         request: Request<Streaming<AttestAgentRequest>>,
     ) -> Result<Response<Self::AttestAgentStream>, Status> {
+        self.config
+            .rate_limits
+            .admit(Limited::AttestAgent, &request, 1)
+            .await?;
         self.attest(request).await
     }
 
@@ -259,6 +267,10 @@ impl Agent for AgentService {
         &self,
         request: Request<RenewAgentRequest>,
     ) -> Result<Response<RenewAgentResponse>, Status> {
+        self.config
+            .rate_limits
+            .admit(Limited::RenewAgent, &request, 1)
+            .await?;
         self.renew(request).await
     }
 

@@ -2,7 +2,8 @@
 //!
 //! One module per service ([`entry`], [`bundle`], [`agent`], [`svid`], [`trust_domain`],
 //! [`debug`], [`logger`], and spire-rs's own [`push`]), each a `Config` → `new` → tonic server type; proto ⇄ domain
-//! conversion at the edge ([`convert`]); one error-to-status helper that logs.
+//! conversion at the edge ([`convert`]); one error-to-status helper that logs; SPIRE's per-IP
+//! rate limits ([`ratelimit`]), applied by the limited handlers.
 //! [`admin_routes`] (the admin Unix socket: everything, including Debug, Health and Logger)
 //! and [`tcp_routes`] (Agent, Bundle, Entry, SVID, TrustDomain, LocalAuthority, Push) return
 //! tonic [`Routes`] whose every service is already wrapped by [`authz::Authorized`], so a
@@ -31,6 +32,7 @@ pub mod entry;
 pub mod health;
 pub mod logger;
 pub mod push;
+pub mod ratelimit;
 mod status;
 mod stubs;
 pub mod svid;
@@ -98,6 +100,9 @@ pub struct ApiContext {
     /// `audit_log_enabled`: one `API accessed` record per call, or per batch item
     /// ([`audit`]); off by default.
     pub audit_log: bool,
+    /// `ratelimit { }`: per-IP token buckets for AttestAgent and the signing methods, TCP
+    /// callers only ([`ratelimit`]); both limits on by default, as in SPIRE.
+    pub rate_limits: Arc<ratelimit::RateLimits>,
 }
 
 /// Where the server's current X509-SVID chain (leaf first, DER) can be read.
@@ -125,6 +130,7 @@ impl ApiContext {
             datastore,
             ca,
             started_at: clock.now(),
+            rate_limits: Arc::new(ratelimit::RateLimits::new(clock.clone(), true, true)),
             clock,
             admin_ids: Vec::new(),
             default_x509_svid_ttl: Duration::from_secs(3600),

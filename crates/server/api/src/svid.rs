@@ -26,6 +26,7 @@ use crate::audit::{Audit, Fields as AuditFields, hash_bytes};
 use crate::convert::{id_from_proto, id_to_proto, verify_workload_id};
 use crate::dns::{check_wildcard_overlap, validate_label};
 use crate::entry::authorized::{authorized_entries, caller_id};
+use crate::ratelimit::{Limited, RateLimits};
 use crate::status::{make_err, ok};
 
 mod jwt;
@@ -47,6 +48,8 @@ pub struct Config {
     pub default_x509_svid_ttl: Duration,
     /// The authorized entries of agents.
     pub feed: Arc<ChangeFeed>,
+    /// SPIRE's per-IP rate limits (`ratelimit { }`).
+    pub rate_limits: Arc<RateLimits>,
 }
 
 /// The SVID service.
@@ -71,6 +74,7 @@ impl From<&ApiContext> for Config {
             ca: ctx.ca.clone(),
             default_x509_svid_ttl: ctx.default_x509_svid_ttl,
             feed: ctx.entries.clone(),
+            rate_limits: ctx.rate_limits.clone(),
         }
     }
 }
@@ -243,6 +247,14 @@ impl Svid for SvidService {
         request: Request<BatchNewX509svidRequest>,
     ) -> Result<Response<BatchNewX509svidResponse>, Status> {
         let agent = caller_id(&request)?;
+        self.config
+            .rate_limits
+            .admit(
+                Limited::BatchNewX509Svid,
+                &request,
+                request.get_ref().params.len(),
+            )
+            .await?;
         let audit = Audit::batch(&request);
         let entries = authorized_entries(&self.config.feed, &agent).await?;
         let params = request.into_inner().params;
@@ -289,6 +301,10 @@ impl Svid for SvidService {
     ) -> Result<Response<NewJwtsvidResponse>, Status> {
         self.check_jwt_enabled()?;
         let agent = caller_id(&request)?;
+        self.config
+            .rate_limits
+            .admit(Limited::NewJwtSvid, &request, 1)
+            .await?;
         let entries = authorized_entries(&self.config.feed, &agent).await?;
         let request = request.into_inner();
         let entry = authorized_entry(&entries, &request.entry_id)?;

@@ -64,6 +64,11 @@ pub struct ServerConfig {
     pub admin_ids: Vec<SpiffeId>,
     /// `audit_log_enabled`: an `API accessed` record per API call (or batch item).
     pub audit_log_enabled: bool,
+    /// `ratelimit { attestation }` (default on): AttestAgent 1/s per TCP caller address.
+    pub rate_limit_attestation: bool,
+    /// `ratelimit { signing }` (default on): 500 signing operations/s per TCP caller address
+    /// for each of BatchNewX509SVID (counted in CSRs), NewJWTSVID and RenewAgent.
+    pub rate_limit_signing: bool,
     /// `experimental.cache_reload_interval`: how often the change feed looks for writes made
     /// by other servers (this server's own writes are followed at once). Default 1 s (SPIRE:
     /// 5 s).
@@ -78,7 +83,7 @@ pub struct ServerConfig {
     /// `health_checks { }`.
     pub health: HealthConfig,
     /// What the configuration should change, for the log once it is set up: deprecated
-    /// keys, and keys accepted without effect yet (`telemetry`, `ratelimit`, …), each named.
+    /// keys, and keys accepted without effect yet (`telemetry`, …), each named.
     /// Keys spire-rs cannot honour are refused instead (`docs/config.md`).
     pub warnings: Vec<String>,
 }
@@ -200,6 +205,8 @@ impl ServerConfig {
             ca,
             admin_ids,
             audit_log_enabled: s.audit_log_enabled.is_some_and(|b| b.0),
+            rate_limit_attestation: s.rate_limits().0,
+            rate_limit_signing: s.rate_limits().1,
             cache_reload_interval: s
                 .experimental
                 .as_ref()

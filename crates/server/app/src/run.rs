@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use spire_server_api::logger::LogLevelControl;
+use spire_server_api::ratelimit::RateLimits;
 use spire_server_api::{ApiContext, ChangeFeed, SvidSource};
 use spire_server_ca::{CaManager, Plugins};
 use spire_server_datastore::DataStore;
@@ -150,6 +151,11 @@ async fn serve(
     context.logger = logger;
     context.admin_ids = config.admin_ids.clone();
     context.audit_log = config.audit_log_enabled;
+    context.rate_limits = Arc::new(RateLimits::new(
+        clock.clone(),
+        config.rate_limit_attestation,
+        config.rate_limit_signing,
+    ));
     context.default_x509_svid_ttl = config.ca.default_x509_svid_ttl;
     context.server_svid = Some(Arc::new(svid_rx) as Arc<dyn SvidSource>);
     context.node_attestors = Arc::new(node_attestors(&config, &datastore, &clock)?);

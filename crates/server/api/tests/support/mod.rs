@@ -4,7 +4,8 @@
 //! Requests may carry `x-test-caller` (`local`, `admin`, `agent`, `downstream`, `any`) or
 //! `x-test-peer` (`<spiffe id>;<decimal serial>`) metadata; a server layer turns them into the
 //! `Caller` extension, exactly as a transport may. Without them the caller is classified from
-//! the Unix socket's connection info (local).
+//! the Unix socket's connection info (local). `x-test-addr` (`<ip>:<port>`) makes the request
+//! look as if it came over TCP from that address (for the per-IP rate limits).
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)] // shared by several test binaries
 
 use std::sync::Arc;
@@ -199,9 +200,26 @@ fn inject_caller<B>(mut request: http::Request<B>) -> http::Request<B> {
             })
         }),
     };
+    let addr = header("x-test-addr");
     if let Some(caller) = caller {
         request.extensions_mut().insert(caller);
     }
+    if let Some(addr) = addr {
+        let extensions = request.extensions_mut();
+        extensions.remove::<tonic::transport::server::UdsConnectInfo>();
+        extensions.insert(tonic::transport::server::TcpConnectInfo {
+            local_addr: None,
+            remote_addr: Some(addr.parse().unwrap()),
+        });
+    }
+    request
+}
+
+/// Makes `request` look as if it came over TCP from `addr` (`<ip>:<port>`).
+pub fn from_addr<T>(mut request: Request<T>, addr: &str) -> Request<T> {
+    request
+        .metadata_mut()
+        .insert("x-test-addr", addr.parse().unwrap());
     request
 }
 

@@ -251,36 +251,36 @@ fn accepted_but_unenforced_keys_are_warned_about_by_name() {
     };
     assert!(config.audit_log_enabled);
     for key in [
-        "server.ratelimit",
         "telemetry.Prometheus",
         "telemetry.DogStatsd",
         "telemetry.MetricPrefix",
     ] {
         assert!(named(key), "{key}: {:?}", config.warnings);
     }
-    assert_eq!(config.warnings.len(), 4, "{:?}", config.warnings);
-    let ratelimit = config
-        .warnings
-        .iter()
-        .find(|w| w.starts_with("server.ratelimit"))
-        .unwrap();
-    assert_eq!(
-        ratelimit,
-        "server.ratelimit is ignored: spire-rs does not rate-limit node attestation or \
-         X509-SVID signing yet (enabled here: attestation), so these limits are not enforced"
-    );
+    assert_eq!(config.warnings.len(), 3, "{:?}", config.warnings);
 }
 
 #[test]
-fn an_empty_ratelimit_block_means_both_limits_and_is_warned_about() {
-    let config = load(&with_server_keys("ratelimit {}")).unwrap();
-    assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
-    assert!(
-        config.warnings[0].starts_with("server.ratelimit is ignored: ")
-            && config.warnings[0].contains("enabled here: attestation, signing)"),
-        "{:?}",
-        config.warnings
-    );
+fn ratelimit_is_enforced_and_both_limits_default_on() {
+    for (keys, attestation, signing) in [
+        ("", true, true),
+        ("ratelimit {}", true, true),
+        ("ratelimit {\n signing = false\n}", true, false),
+        ("ratelimit {\n attestation = false\n}", false, true),
+        (
+            "ratelimit {\n attestation = \"false\"\n signing = true\n}",
+            false,
+            true,
+        ),
+    ] {
+        let config = load(&with_server_keys(keys)).unwrap();
+        assert_eq!(
+            (config.rate_limit_attestation, config.rate_limit_signing),
+            (attestation, signing),
+            "{keys}"
+        );
+        assert!(config.warnings.is_empty(), "{keys}: {:?}", config.warnings);
+    }
 }
 
 /// The JSON the helm charts render (list-wrapped blocks, `telemetry.Prometheus`) loads; its
