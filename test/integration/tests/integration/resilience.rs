@@ -52,7 +52,25 @@ async fn a_restarted_agent_resumes_without_attesting_again() {
     let svid_before = agent.stored_svid().unwrap();
 
     let dir = agent.stop().await.unwrap();
-    // Same data_dir, no join token at all: only the stored SVID and disk key can work.
+    let agent = resume_without_token(&server, dir, &agent_id, &svid_before, &attested).await;
+
+    let context = fetch_context_eventually(&agent.workload().await.unwrap()).await;
+    assert_eq!(ids(&context), [WORKLOAD]);
+
+    agent.stop().await.unwrap();
+    server.stop().await.unwrap();
+}
+
+/// Starts an agent on `dir` with no join token at all, so only the stored SVID and the disk
+/// key can work, and checks it resumed: the same agent ID and stored SVID, and no new
+/// attestation (the node record unchanged).
+async fn resume_without_token(
+    server: &TestServer,
+    dir: Dir,
+    agent_id: &str,
+    svid_before: &[Vec<u8>],
+    attested: &[spire_integration_tests::types::Agent],
+) -> spire_integration_tests::TestAgent {
     let agent = server
         .agent()
         .await
@@ -64,15 +82,12 @@ async fn a_restarted_agent_resumes_without_attesting_again() {
         .unwrap();
     assert_eq!(agent.agent_id().unwrap(), agent_id);
     assert_eq!(agent.stored_svid().unwrap(), svid_before);
-    // No new attested node, and the node record still holds the same SVID.
-    let after = server.list_agents().await.unwrap();
-    assert_eq!(after, attested);
-
-    let context = fetch_context_eventually(&agent.workload().await.unwrap()).await;
-    assert_eq!(ids(&context), [WORKLOAD]);
-
-    agent.stop().await.unwrap();
-    server.stop().await.unwrap();
+    assert_eq!(
+        server.list_agents().await.unwrap(),
+        attested,
+        "no new attestation"
+    );
+    agent
 }
 
 /// Rewrites the agent's key file as SPIRE's agent would hold it after a rotation: the key
@@ -107,22 +122,7 @@ async fn an_agent_resumes_with_its_key_from_a_spire_key_file() {
         server.stop().await.unwrap();
         return;
     }
-    let agent = server
-        .agent()
-        .await
-        .unwrap()
-        .no_join_token()
-        .dir(dir)
-        .start()
-        .await
-        .unwrap();
-    assert_eq!(agent.agent_id().unwrap(), agent_id);
-    assert_eq!(agent.stored_svid().unwrap(), svid_before);
-    assert_eq!(
-        server.list_agents().await.unwrap(),
-        attested,
-        "no new attestation"
-    );
+    let agent = resume_without_token(&server, dir, &agent_id, &svid_before, &attested).await;
 
     agent.stop().await.unwrap();
     server.stop().await.unwrap();
