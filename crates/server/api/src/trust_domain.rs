@@ -315,7 +315,10 @@ impl TrustDomainApi for TrustDomainService {
             .ds()
             .list_federation_relationships(page)
             .await
-            .map_err(|e| internal("failed to list federation relationships", &e))?;
+            .map_err(|e| match e {
+                DsError::InvalidArgument(message) => Status::invalid_argument(message),
+                e => internal("failed to list federation relationships", &e),
+            })?;
         let mask = request.output_mask.as_ref();
         Ok(Response::new(ListFederationRelationshipsResponse {
             federation_relationships: page
