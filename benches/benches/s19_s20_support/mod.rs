@@ -313,7 +313,7 @@ impl Datastore {
 
     /// The revision of the last committed change.
     pub async fn revision(&self) -> i64 {
-        sqlx::query_scalar("SELECT revision FROM revision_counter WHERE id = 1")
+        sqlx::query_scalar("SELECT revision FROM spire_rs_revision_counter WHERE id = 1")
             .fetch_one(&self.pool)
             .await
             .expect("revision")
@@ -322,7 +322,7 @@ impl Datastore {
     /// The changes after `revision`, oldest first.
     pub async fn changes_since(&self, revision: i64) -> Vec<Change> {
         let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
-            "SELECT revision, aggregate, record_key, op FROM change_events \
+            "SELECT revision, aggregate, record_key, op FROM spire_rs_change_events \
              WHERE revision > ? ORDER BY revision",
         )
         .bind(revision)
@@ -341,7 +341,7 @@ impl Datastore {
 
     /// Registration entries stored.
     pub async fn entry_count(&self) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM registered_entries")
+        sqlx::query_scalar("SELECT count(*) FROM spire_rs_registered_entries")
             .fetch_one(&self.pool)
             .await
             .expect("entry count")
@@ -350,7 +350,7 @@ impl Datastore {
     /// Entry ID → revision number, for every entry.
     pub async fn entry_revisions(&self) -> BTreeMap<String, i64> {
         let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT entry_id, revision_number FROM registered_entries")
+            sqlx::query_as("SELECT entry_id, revision_number FROM spire_rs_registered_entries")
                 .fetch_all(&self.pool)
                 .await
                 .expect("entries");
@@ -360,7 +360,7 @@ impl Datastore {
     /// Whether an entry with selector `k8s:pod-uid:<uid>` is stored.
     pub async fn has_pod_entry(&self, uid: &str) -> bool {
         let n: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM entry_selectors WHERE selector_type = 'k8s' AND selector_value = ?",
+            "SELECT count(*) FROM spire_rs_entry_selectors WHERE selector_type = 'k8s' AND selector_value = ?",
         )
         .bind(format!("pod-uid:{uid}"))
         .fetch_one(&self.pool)

@@ -43,7 +43,7 @@ impl SqlStore {
         &self,
         trust_domain: &TrustDomain,
     ) -> DsResult<Option<Bundle>> {
-        let mut sql = Sql::new("SELECT data FROM bundles WHERE trust_domain = ");
+        let mut sql = Sql::new("SELECT data FROM spire_rs_bundles WHERE trust_domain = ");
         sql.bind(trust_domain.name().to_owned());
         let mut conn = self.reader().await?;
         match sql.fetch_optional(&mut conn).await? {
@@ -60,7 +60,7 @@ impl SqlStore {
             Some(p) => (parse_text_token(&p.token)?, p.page_size),
             None => (None, 0),
         };
-        let mut sql = Sql::new("SELECT trust_domain, data FROM bundles");
+        let mut sql = Sql::new("SELECT trust_domain, data FROM spire_rs_bundles");
         if let Some(after) = after {
             sql.push(" WHERE trust_domain > ").bind(after);
         }
@@ -81,7 +81,7 @@ impl SqlStore {
 
     pub(crate) async fn count_bundles_impl(&self) -> DsResult<u64> {
         let mut conn = self.reader().await?;
-        let row = Sql::new("SELECT COUNT(*) AS n FROM bundles")
+        let row = Sql::new("SELECT COUNT(*) AS n FROM spire_rs_bundles")
             .fetch_optional(&mut conn)
             .await?;
         let n = row.map(|row| get_i64(&row, "n")).transpose()?.unwrap_or(0);
@@ -181,7 +181,8 @@ impl SqlStore {
             return Err(DsError::NotFound(BUNDLE_NOT_FOUND.to_owned()));
         }
         let name = trust_domain.name().to_owned();
-        let mut sql = Sql::new("SELECT entry_seq FROM entry_federates_with WHERE trust_domain = ");
+        let mut sql =
+            Sql::new("SELECT entry_seq FROM spire_rs_entry_federates_with WHERE trust_domain = ");
         sql.bind(name.clone()).push(" ORDER BY entry_seq");
         let seqs = sql
             .fetch_all(tx.conn())
@@ -201,7 +202,7 @@ impl SqlStore {
                 BundleDeleteMode::Dissociate => self.dissociate(tx, trust_domain, &seqs).await?,
             }
         }
-        let mut sql = Sql::new("DELETE FROM bundles WHERE trust_domain = ");
+        let mut sql = Sql::new("DELETE FROM spire_rs_bundles WHERE trust_domain = ");
         sql.bind(name.clone());
         sql.execute(tx.conn()).await?;
         tx.record(Aggregate::Bundle, name, ChangeOp::Deleted);
@@ -217,7 +218,7 @@ impl SqlStore {
     ) -> DsResult<()> {
         for chunk in seqs.chunks(CHUNK) {
             let mut sql = Sql::new(&format!(
-                "SELECT {} FROM registered_entries e WHERE e.seq IN ",
+                "SELECT {} FROM spire_rs_registered_entries e WHERE e.seq IN ",
                 columns("e", ENTRY_COLUMNS)
             ));
             sql.bind_list(chunk.iter().copied())
@@ -225,7 +226,7 @@ impl SqlStore {
             for row in sql.fetch_all(tx.conn()).await? {
                 let (seq, mut entry) = entry_from_row(&row)?;
                 entry.federates_with.retain(|td| td != trust_domain);
-                let mut sql = Sql::new("UPDATE registered_entries SET federates_with = ");
+                let mut sql = Sql::new("UPDATE spire_rs_registered_entries SET federates_with = ");
                 sql.bind(encode_trust_domains(&entry.federates_with));
                 sql.push(", revision_number = revision_number + 1 WHERE seq = ")
                     .bind(seq);
@@ -233,7 +234,7 @@ impl SqlStore {
                 tx.record(Aggregate::RegistrationEntry, entry.id, ChangeOp::Updated);
             }
         }
-        let mut sql = Sql::new("DELETE FROM entry_federates_with WHERE trust_domain = ");
+        let mut sql = Sql::new("DELETE FROM spire_rs_entry_federates_with WHERE trust_domain = ");
         sql.bind(trust_domain.name().to_owned());
         sql.execute(tx.conn()).await?;
         Ok(())
@@ -274,7 +275,7 @@ async fn lock(
     backend_kind: Backend,
     trust_domain: &TrustDomain,
 ) -> DsResult<Option<Bundle>> {
-    let mut sql = Sql::new("SELECT data FROM bundles WHERE trust_domain = ");
+    let mut sql = Sql::new("SELECT data FROM spire_rs_bundles WHERE trust_domain = ");
     sql.bind(trust_domain.name().to_owned())
         .push(backend_kind.for_update());
     match sql.fetch_optional(tx.conn()).await? {
@@ -286,7 +287,7 @@ async fn lock(
 /// Inserts a new bundle; false when the trust domain already has one.
 async fn insert(tx: &mut WriteTx<'_>, bundle: &Bundle) -> DsResult<bool> {
     let name = bundle.trust_domain.name().to_owned();
-    let mut sql = Sql::new("INSERT INTO bundles (trust_domain, data) VALUES (");
+    let mut sql = Sql::new("INSERT INTO spire_rs_bundles (trust_domain, data) VALUES (");
     sql.bind(name.clone()).push(", ").bind(encode(bundle)?);
     sql.push(") ON CONFLICT DO NOTHING RETURNING trust_domain");
     let inserted = sql.fetch_optional(tx.conn()).await?.is_some();
@@ -298,7 +299,7 @@ async fn insert(tx: &mut WriteTx<'_>, bundle: &Bundle) -> DsResult<bool> {
 
 async fn write(tx: &mut WriteTx<'_>, bundle: &Bundle) -> DsResult<()> {
     let name = bundle.trust_domain.name().to_owned();
-    let mut sql = Sql::new("UPDATE bundles SET data = ");
+    let mut sql = Sql::new("UPDATE spire_rs_bundles SET data = ");
     sql.bind(encode(bundle)?)
         .push(" WHERE trust_domain = ")
         .bind(name.clone());

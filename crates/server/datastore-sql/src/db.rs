@@ -203,7 +203,7 @@ impl<'s> WriteTx<'s> {
     pub(crate) async fn commit(mut self) -> DsResult<()> {
         if !self.events.is_empty() {
             let count = i64::try_from(self.events.len()).map_err(backend)?;
-            let mut sql = Sql::new("UPDATE revision_counter SET revision = revision + ");
+            let mut sql = Sql::new("UPDATE spire_rs_revision_counter SET revision = revision + ");
             sql.bind(count).push(" WHERE id = 1 RETURNING revision");
             let row = sql
                 .fetch_optional(&mut self.tx)
@@ -214,7 +214,7 @@ impl<'s> WriteTx<'s> {
             let events = std::mem::take(&mut self.events);
             for chunk in events.chunks(CHUNK) {
                 let mut sql = Sql::new(
-                    "INSERT INTO change_events (revision, aggregate, record_key, op, created_at) VALUES ",
+                    "INSERT INTO spire_rs_change_events (revision, aggregate, record_key, op, created_at) VALUES ",
                 );
                 for (i, (aggregate, key, op)) in chunk.iter().enumerate() {
                     revision += 1;

@@ -70,7 +70,7 @@ impl SqlStore {
         let mut found = HashMap::new();
         for chunk in ids.chunks(CHUNK) {
             let mut sql = Sql::new(&format!(
-                "SELECT {} FROM registered_entries e WHERE e.entry_id IN ",
+                "SELECT {} FROM spire_rs_registered_entries e WHERE e.entry_id IN ",
                 columns("e", ENTRY_COLUMNS)
             ));
             sql.bind_list(chunk.iter().cloned());
@@ -102,8 +102,9 @@ impl SqlStore {
 
     pub(crate) async fn prune_entries_impl(&self, expires_before: i64) -> DsResult<u64> {
         let mut tx = self.begin_write().await?;
-        let mut sql =
-            Sql::new("DELETE FROM registered_entries WHERE expires_at <> 0 AND expires_at < ");
+        let mut sql = Sql::new(
+            "DELETE FROM spire_rs_registered_entries WHERE expires_at <> 0 AND expires_at < ",
+        );
         sql.bind(expires_before).push(" RETURNING entry_id");
         let outcome = match sql.fetch_all(tx.conn()).await {
             Ok(rows) => rows
@@ -152,7 +153,7 @@ impl SqlStore {
         mask: EntryMask,
     ) -> DsResult<RegistrationEntry> {
         let mut sql = Sql::new(&format!(
-            "SELECT {} FROM registered_entries e WHERE e.entry_id = ",
+            "SELECT {} FROM spire_rs_registered_entries e WHERE e.entry_id = ",
             columns("e", ENTRY_COLUMNS)
         ));
         sql.bind(update.id.clone()).push(self.backend.for_update());
@@ -165,7 +166,7 @@ impl SqlStore {
         let next = apply_mask(current.clone(), update, mask);
         let stored = prepare(next)?;
 
-        let mut sql = Sql::new("UPDATE registered_entries SET spiffe_id = ");
+        let mut sql = Sql::new("UPDATE spire_rs_registered_entries SET spiffe_id = ");
         let e = &stored.entry;
         sql.bind(e.spiffe_id.to_string()).push(", parent_id = ");
         sql.bind(e.parent_id.to_string())
@@ -207,13 +208,13 @@ impl SqlStore {
             }
         }
         if e.selectors != current.selectors {
-            let mut sql = Sql::new("DELETE FROM entry_selectors WHERE entry_seq = ");
+            let mut sql = Sql::new("DELETE FROM spire_rs_entry_selectors WHERE entry_seq = ");
             sql.bind(seq);
             sql.execute(tx.conn()).await?;
             insert_entry_selectors(tx.conn(), &[(seq, e)]).await?;
         }
         if e.federates_with != current.federates_with {
-            let mut sql = Sql::new("DELETE FROM entry_federates_with WHERE entry_seq = ");
+            let mut sql = Sql::new("DELETE FROM spire_rs_entry_federates_with WHERE entry_seq = ");
             sql.bind(seq);
             sql.execute(tx.conn()).await?;
             insert_entry_trust_domains(tx.conn(), &[(seq, e)]).await?;
@@ -283,7 +284,7 @@ async fn insert_entries(
     let mut inserted: HashMap<(String, String), i64> = HashMap::new();
     for chunk in pending.chunks(CHUNK) {
         let mut sql = Sql::new(&format!(
-            "INSERT INTO registered_entries ({INSERT_COLUMNS}) VALUES "
+            "INSERT INTO spire_rs_registered_entries ({INSERT_COLUMNS}) VALUES "
         ));
         for (i, (_, stored)) in chunk.iter().enumerate() {
             if i > 0 {
@@ -340,7 +341,7 @@ async fn explain_conflicts(
     let mut by_id = HashMap::new();
     for chunk in conflicts.chunks(CHUNK / 4) {
         let mut sql = Sql::new(&format!(
-            "SELECT {} FROM registered_entries e WHERE ",
+            "SELECT {} FROM spire_rs_registered_entries e WHERE ",
             columns("e", ENTRY_COLUMNS)
         ));
         for (_, stored) in chunk {
@@ -381,7 +382,7 @@ async fn find_similar(
     stored: &StoredEntry,
 ) -> DsResult<Option<RegistrationEntry>> {
     let mut sql = Sql::new(&format!(
-        "SELECT {} FROM registered_entries e WHERE ",
+        "SELECT {} FROM spire_rs_registered_entries e WHERE ",
         columns("e", ENTRY_COLUMNS)
     ));
     push_similar(&mut sql, stored);
@@ -409,7 +410,7 @@ async fn delete_all(
 ) -> DsResult<Vec<DsResult<RegistrationEntry>>> {
     let mut deleted = HashMap::new();
     for chunk in ids.chunks(CHUNK) {
-        let mut sql = Sql::new("DELETE FROM registered_entries WHERE entry_id IN ");
+        let mut sql = Sql::new("DELETE FROM spire_rs_registered_entries WHERE entry_id IN ");
         sql.bind_list(chunk.iter().cloned());
         sql.push(" RETURNING ").push(&ENTRY_COLUMNS.join(", "));
         for row in sql.fetch_all(tx.conn()).await? {
@@ -432,7 +433,7 @@ async fn delete_all(
 /// Deletes the entries with these seqs (already known to exist), recording events.
 pub(crate) async fn delete_entries_by_seq(tx: &mut WriteTx<'_>, seqs: &[i64]) -> DsResult<()> {
     for chunk in seqs.chunks(CHUNK) {
-        let mut sql = Sql::new("DELETE FROM registered_entries WHERE seq IN ");
+        let mut sql = Sql::new("DELETE FROM spire_rs_registered_entries WHERE seq IN ");
         sql.bind_list(chunk.iter().copied());
         sql.push(" RETURNING entry_id");
         for row in sql.fetch_all(tx.conn()).await? {

@@ -22,7 +22,7 @@ impl SqlStore {
             None => (None, 0),
         };
         let mut sql = Sql::new(&format!(
-            "SELECT {} FROM registered_entries e",
+            "SELECT {} FROM spire_rs_registered_entries e",
             columns("e", ENTRY_COLUMNS)
         ));
         push_filters(&mut sql, request);
@@ -50,7 +50,7 @@ impl SqlStore {
     }
 
     pub(crate) async fn count_entries_impl(&self, request: &ListEntries) -> DsResult<u64> {
-        let mut sql = Sql::new("SELECT COUNT(*) AS n FROM registered_entries e");
+        let mut sql = Sql::new("SELECT COUNT(*) AS n FROM spire_rs_registered_entries e");
         push_filters(&mut sql, request);
         let mut conn = self.reader().await?;
         let rows = sql.fetch_all(&mut conn).await?;

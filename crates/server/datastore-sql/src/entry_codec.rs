@@ -180,7 +180,7 @@ pub(crate) async fn insert_entry_selectors(
         .collect();
     for chunk in rows.chunks(CHUNK * 2) {
         let mut sql = Sql::new(
-            "INSERT INTO entry_selectors (entry_seq, selector_type, selector_value) VALUES ",
+            "INSERT INTO spire_rs_entry_selectors (entry_seq, selector_type, selector_value) VALUES ",
         );
         for (i, (seq, selector)) in chunk.iter().enumerate() {
             sql.push(if i == 0 { "(" } else { ", (" });
@@ -204,7 +204,7 @@ pub(crate) async fn insert_entry_trust_domains(
         .collect();
     for chunk in rows.chunks(CHUNK * 2) {
         let mut sql =
-            Sql::new("INSERT INTO entry_federates_with (entry_seq, trust_domain) VALUES ");
+            Sql::new("INSERT INTO spire_rs_entry_federates_with (entry_seq, trust_domain) VALUES ");
         for (i, (seq, td)) in chunk.iter().enumerate() {
             sql.push(if i == 0 { "(" } else { ", (" });
             sql.bind(*seq).push(", ");

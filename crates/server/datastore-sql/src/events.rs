@@ -19,7 +19,7 @@ impl SqlStore {
             return Ok(Vec::new());
         }
         let mut sql = Sql::new(
-            "SELECT revision, aggregate, record_key, op, created_at FROM change_events WHERE revision > ",
+            "SELECT revision, aggregate, record_key, op, created_at FROM spire_rs_change_events WHERE revision > ",
         );
         sql.bind(after_revision)
             .push(" ORDER BY revision LIMIT ")
@@ -47,7 +47,7 @@ impl SqlStore {
     /// The counter, not `MAX(revision)`: it is committed with the events and survives pruning.
     pub(crate) async fn latest_revision_impl(&self) -> DsResult<i64> {
         let mut conn = self.reader().await?;
-        let row = Sql::new("SELECT revision FROM revision_counter WHERE id = 1")
+        let row = Sql::new("SELECT revision FROM spire_rs_revision_counter WHERE id = 1")
             .fetch_optional(&mut conn)
             .await?
             .ok_or_else(|| corrupt("revision counter row is missing"))?;
@@ -56,7 +56,7 @@ impl SqlStore {
 
     pub(crate) async fn prune_events_impl(&self, before: i64) -> DsResult<u64> {
         let mut tx = self.begin_write().await?;
-        let mut sql = Sql::new("DELETE FROM change_events WHERE created_at < ");
+        let mut sql = Sql::new("DELETE FROM spire_rs_change_events WHERE created_at < ");
         sql.bind(before);
         let outcome = sql.execute(tx.conn()).await;
         tx.finish(outcome).await

@@ -19,7 +19,7 @@ use crate::db::{
 
 const NOT_FOUND: &str = "federation relationship not found";
 const SELECT: &str = "SELECT f.trust_domain, f.bundle_endpoint_url, f.profile, f.endpoint_spiffe_id, b.data \
-    FROM federation_relationships f LEFT JOIN bundles b ON b.trust_domain = f.trust_domain";
+    FROM spire_rs_federation_relationships f LEFT JOIN spire_rs_bundles b ON b.trust_domain = f.trust_domain";
 
 // === impl SqlStore ===
 
@@ -34,7 +34,7 @@ impl SqlStore {
             let (profile, endpoint_id) = profile_columns(&relationship.profile);
             let name = relationship.trust_domain.name().to_owned();
             let mut sql = Sql::new(
-                "INSERT INTO federation_relationships (trust_domain, bundle_endpoint_url, profile, endpoint_spiffe_id) VALUES (",
+                "INSERT INTO spire_rs_federation_relationships (trust_domain, bundle_endpoint_url, profile, endpoint_spiffe_id) VALUES (",
             );
             sql.bind(name.clone()).push(", ");
             sql.bind(relationship.bundle_endpoint_url.clone()).push(", ");
@@ -101,7 +101,8 @@ impl SqlStore {
         let outcome = async {
             let (profile, endpoint_id) = profile_columns(&relationship.profile);
             let name = relationship.trust_domain.name().to_owned();
-            let mut sql = Sql::new("UPDATE federation_relationships SET bundle_endpoint_url = ");
+            let mut sql =
+                Sql::new("UPDATE spire_rs_federation_relationships SET bundle_endpoint_url = ");
             sql.bind(relationship.bundle_endpoint_url.clone())
                 .push(", profile = ");
             sql.bind(profile).push(", endpoint_spiffe_id = ");
@@ -123,7 +124,8 @@ impl SqlStore {
     ) -> DsResult<()> {
         let mut tx = self.begin_write().await?;
         let name = trust_domain.name().to_owned();
-        let mut sql = Sql::new("DELETE FROM federation_relationships WHERE trust_domain = ");
+        let mut sql =
+            Sql::new("DELETE FROM spire_rs_federation_relationships WHERE trust_domain = ");
         sql.bind(name.clone());
         let outcome = match sql.execute(tx.conn()).await {
             Ok(0) => Err(DsError::NotFound(NOT_FOUND.to_owned())),
@@ -146,7 +148,7 @@ impl SqlStore {
         relationship.trust_domain_bundle = match relationship.trust_domain_bundle.take() {
             Some(bundle) => Some(set_in(tx, self.backend, bundle, false).await?),
             None => {
-                let mut sql = Sql::new("SELECT data FROM bundles WHERE trust_domain = ");
+                let mut sql = Sql::new("SELECT data FROM spire_rs_bundles WHERE trust_domain = ");
                 sql.bind(relationship.trust_domain.name().to_owned());
                 match sql.fetch_optional(tx.conn()).await? {
                     Some(row) => Some(decode(&get_string(&row, "data")?)?),

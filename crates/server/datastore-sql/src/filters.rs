@@ -26,19 +26,19 @@ pub(crate) struct SetTable {
 }
 
 pub(crate) const ENTRY_SELECTORS: SetTable = SetTable {
-    table: "entry_selectors",
+    table: "spire_rs_entry_selectors",
     owner: "entry_seq",
     outer: "e.seq",
 };
 
 pub(crate) const ENTRY_FEDERATES_WITH: SetTable = SetTable {
-    table: "entry_federates_with",
+    table: "spire_rs_entry_federates_with",
     owner: "entry_seq",
     outer: "e.seq",
 };
 
 pub(crate) const NODE_SELECTORS: SetTable = SetTable {
-    table: "node_selectors",
+    table: "spire_rs_node_selectors",
     owner: "spiffe_id",
     outer: "n.spiffe_id",
 };

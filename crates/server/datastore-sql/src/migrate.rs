@@ -16,16 +16,30 @@ use crate::db::Backend;
 
 /// `(version, description, sql)` per backend, in order. Never edit a released migration:
 /// sqlx stores each one's checksum and refuses to start when it changes.
-const SQLITE: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../migrations/sqlite/0001_init.sql"),
-)];
-const POSTGRES: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../migrations/postgres/0001_init.sql"),
-)];
+const SQLITE: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "spire_rs_table_names",
+        include_str!("../migrations/sqlite/0002_spire_rs_table_names.sql"),
+    ),
+];
+const POSTGRES: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "spire_rs_table_names",
+        include_str!("../migrations/postgres/0002_spire_rs_table_names.sql"),
+    ),
+];
 
 /// The migrator for `backend`.
 pub(crate) fn migrator(backend: Backend) -> Migrator {
@@ -52,4 +66,61 @@ pub(crate) fn migrator(backend: Backend) -> Migrator {
 /// Brings the schema up to date.
 pub(crate) async fn run(pool: &AnyPool, backend: Backend) -> Result<(), Error> {
     migrator(backend).run(pool).await.map_err(Error::Migrate)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::str::FromStr as _;
+    use std::sync::Arc;
+
+    use spire_server_datastore::DataStore as _;
+    use sqlx::Executor as _;
+
+    use super::*;
+    use crate::{SqlConfig, SqlStore};
+
+    /// A database written before the tables took their `spire_rs_` prefix (migration 1 only)
+    /// opens with its rows, now under the new names.
+    #[tokio::test]
+    async fn a_database_from_before_the_prefix_keeps_its_rows() {
+        sqlx::any::install_default_drivers();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("datastore.sqlite3");
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+        migrator(Backend::Sqlite).run_to(1, &pool).await.unwrap();
+        pool.execute(
+            "INSERT INTO join_tokens (token, expires_at) VALUES ('tok', 4102444800);
+             INSERT INTO attested_nodes VALUES ('spiffe://example.org/agent', 'join_token', '12', 4102444800, '', 0, 0);
+             INSERT INTO node_selectors VALUES ('spiffe://example.org/agent', 'a', 'b');
+             UPDATE revision_counter SET revision = 7;",
+        )
+        .await
+        .unwrap();
+        pool.close().await;
+
+        let store = SqlStore::open_with_clock(
+            &SqlConfig::sqlite(&path),
+            Arc::new(spire_time::ManualClock::at_fixed_instant()),
+        )
+        .await
+        .unwrap();
+        let token = store.fetch_join_token("tok").await.unwrap().unwrap();
+        assert_eq!(token.expires_at, 4_102_444_800);
+        let id = spire_id::SpiffeId::from_str("spiffe://example.org/agent").unwrap();
+        let node = store.fetch_attested_node(&id).await.unwrap().unwrap();
+        assert_eq!(node.cert_serial_number, "12");
+        assert_eq!(node.selectors.len(), 1);
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'spire_rs_%' \
+             AND name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations' ORDER BY name",
+        )
+        .fetch_all(&store.pool)
+        .await
+        .unwrap();
+        assert!(tables.is_empty(), "unprefixed tables left: {tables:?}");
+        store.close().await;
+    }
 }

@@ -12,7 +12,7 @@ use crate::db::{Sql, get_bytes, get_i64, get_string};
 impl SqlStore {
     pub(crate) async fn create_join_token_impl(&self, token: JoinToken) -> DsResult<()> {
         let mut tx = self.begin_write().await?;
-        let mut sql = Sql::new("INSERT INTO join_tokens (token, expires_at) VALUES (");
+        let mut sql = Sql::new("INSERT INTO spire_rs_join_tokens (token, expires_at) VALUES (");
         sql.bind(token.token).push(", ").bind(token.expires_at);
         sql.push(") ON CONFLICT DO NOTHING RETURNING token");
         let outcome = match sql.fetch_optional(tx.conn()).await {
@@ -27,7 +27,7 @@ impl SqlStore {
     }
 
     pub(crate) async fn fetch_join_token_impl(&self, token: &str) -> DsResult<Option<JoinToken>> {
-        let mut sql = Sql::new("SELECT token, expires_at FROM join_tokens WHERE token = ");
+        let mut sql = Sql::new("SELECT token, expires_at FROM spire_rs_join_tokens WHERE token = ");
         sql.bind(token.to_owned());
         let mut conn = self.reader().await?;
         sql.fetch_optional(&mut conn)
@@ -40,7 +40,7 @@ impl SqlStore {
     /// One `DELETE … RETURNING`: the database hands the row to exactly one caller.
     pub(crate) async fn take_join_token_impl(&self, token: &str) -> DsResult<Option<JoinToken>> {
         let mut tx = self.begin_write().await?;
-        let mut sql = Sql::new("DELETE FROM join_tokens WHERE token = ");
+        let mut sql = Sql::new("DELETE FROM spire_rs_join_tokens WHERE token = ");
         sql.bind(token.to_owned())
             .push(" RETURNING token, expires_at");
         let outcome = match sql.fetch_optional(tx.conn()).await {
@@ -52,7 +52,7 @@ impl SqlStore {
 
     pub(crate) async fn prune_join_tokens_impl(&self, expires_before: i64) -> DsResult<u64> {
         let mut tx = self.begin_write().await?;
-        let mut sql = Sql::new("DELETE FROM join_tokens WHERE expires_at < ");
+        let mut sql = Sql::new("DELETE FROM spire_rs_join_tokens WHERE expires_at < ");
         sql.bind(expires_before);
         let outcome = sql.execute(tx.conn()).await;
         tx.finish(outcome).await
@@ -63,14 +63,14 @@ impl SqlStore {
         let mut sql;
         if journal.id == 0 {
             sql = Sql::new(
-                "INSERT INTO ca_journals (active_x509_authority_id, data, updated_at) VALUES (",
+                "INSERT INTO spire_rs_ca_journals (active_x509_authority_id, data, updated_at) VALUES (",
             );
             sql.bind(journal.active_x509_authority_id.clone())
                 .push(", ");
             sql.bind(journal.data.clone()).push(", ");
             sql.bind(journal.updated_at).push(") RETURNING id");
         } else {
-            sql = Sql::new("UPDATE ca_journals SET active_x509_authority_id = ");
+            sql = Sql::new("UPDATE spire_rs_ca_journals SET active_x509_authority_id = ");
             sql.bind(journal.active_x509_authority_id.clone())
                 .push(", data = ");
             sql.bind(journal.data.clone()).push(", updated_at = ");
@@ -94,7 +94,7 @@ impl SqlStore {
         active_x509_authority_id: &str,
     ) -> DsResult<Option<CaJournal>> {
         let mut sql = Sql::new(
-            "SELECT id, active_x509_authority_id, data, updated_at FROM ca_journals WHERE active_x509_authority_id = ",
+            "SELECT id, active_x509_authority_id, data, updated_at FROM spire_rs_ca_journals WHERE active_x509_authority_id = ",
         );
         sql.bind(active_x509_authority_id.to_owned())
             .push(" ORDER BY id DESC LIMIT 1");
@@ -112,7 +112,7 @@ impl SqlStore {
 
     pub(crate) async fn prune_ca_journals_impl(&self, before: i64) -> DsResult<u64> {
         let mut tx = self.begin_write().await?;
-        let mut sql = Sql::new("DELETE FROM ca_journals WHERE updated_at < ");
+        let mut sql = Sql::new("DELETE FROM spire_rs_ca_journals WHERE updated_at < ");
         sql.bind(before);
         let outcome = sql.execute(tx.conn()).await;
         tx.finish(outcome).await

@@ -39,7 +39,7 @@ impl SqlStore {
         let outcome = async {
             let id = node.spiffe_id.to_string();
             let mut sql = Sql::new(&format!(
-                "INSERT INTO attested_nodes ({}) VALUES (",
+                "INSERT INTO spire_rs_attested_nodes ({}) VALUES (",
                 NODE_COLUMNS.join(", ")
             ));
             sql.bind(id.clone()).push(", ");
@@ -74,7 +74,7 @@ impl SqlStore {
     ) -> DsResult<Option<AttestedNode>> {
         let mut conn = self.reader().await?;
         let mut sql = Sql::new(&format!(
-            "SELECT {} FROM attested_nodes n WHERE n.spiffe_id = ",
+            "SELECT {} FROM spire_rs_attested_nodes n WHERE n.spiffe_id = ",
             columns("n", NODE_COLUMNS)
         ));
         let id = spiffe_id.to_string();
@@ -96,7 +96,7 @@ impl SqlStore {
             None => (None, 0),
         };
         let mut sql = Sql::new(&format!(
-            "SELECT {} FROM attested_nodes n",
+            "SELECT {} FROM spire_rs_attested_nodes n",
             columns("n", NODE_COLUMNS)
         ));
         push_filters(&mut sql, request);
@@ -126,7 +126,7 @@ impl SqlStore {
     }
 
     pub(crate) async fn count_nodes_impl(&self, request: &ListAttestedNodes) -> DsResult<u64> {
-        let mut sql = Sql::new("SELECT COUNT(*) AS n FROM attested_nodes n");
+        let mut sql = Sql::new("SELECT COUNT(*) AS n FROM spire_rs_attested_nodes n");
         push_filters(&mut sql, request);
         let mut conn = self.reader().await?;
         let rows = sql.fetch_all(&mut conn).await?;
@@ -148,7 +148,7 @@ impl SqlStore {
         let outcome = async {
             let id = node.spiffe_id.to_string();
             let mut sql = Sql::new(&format!(
-                "SELECT {} FROM attested_nodes n WHERE n.spiffe_id = ",
+                "SELECT {} FROM spire_rs_attested_nodes n WHERE n.spiffe_id = ",
                 columns("n", NODE_COLUMNS)
             ));
             sql.bind(id.clone()).push(self.backend.for_update());
@@ -175,7 +175,7 @@ impl SqlStore {
             if mask.can_reattest {
                 current.can_reattest = node.can_reattest;
             }
-            let mut sql = Sql::new("UPDATE attested_nodes SET attestation_type = ");
+            let mut sql = Sql::new("UPDATE spire_rs_attested_nodes SET attestation_type = ");
             sql.bind(current.attestation_type.clone())
                 .push(", cert_serial_number = ");
             sql.bind(current.cert_serial_number.clone())
@@ -212,7 +212,7 @@ impl SqlStore {
         let mut tx = self.begin_write().await?;
         let outcome = async {
             let mut sql = Sql::new(
-                "UPDATE attested_nodes SET cert_serial_number = new_cert_serial_number, \
+                "UPDATE spire_rs_attested_nodes SET cert_serial_number = new_cert_serial_number, \
                  cert_not_after = new_cert_not_after, new_cert_serial_number = '', \
                  new_cert_not_after = 0 WHERE spiffe_id = ",
             );
@@ -233,7 +233,7 @@ impl SqlStore {
         let mut tx = self.begin_write().await?;
         let outcome = async {
             let id = spiffe_id.to_string();
-            let mut sql = Sql::new("DELETE FROM attested_nodes WHERE spiffe_id = ");
+            let mut sql = Sql::new("DELETE FROM spire_rs_attested_nodes WHERE spiffe_id = ");
             sql.bind(id.clone())
                 .push(" RETURNING ")
                 .push(&NODE_COLUMNS.join(", "));
@@ -243,7 +243,7 @@ impl SqlStore {
                 .ok_or_else(|| DsError::NotFound(NODE_NOT_FOUND.to_owned()))?;
             let mut node = node_from_row(&row)?;
             node.selectors = selectors_of(tx.conn(), &id).await?;
-            let mut sql = Sql::new("DELETE FROM node_selectors WHERE spiffe_id = ");
+            let mut sql = Sql::new("DELETE FROM spire_rs_node_selectors WHERE spiffe_id = ");
             sql.bind(id.clone());
             sql.execute(tx.conn()).await?;
             tx.record(Aggregate::AttestedNode, id, ChangeOp::Deleted);
@@ -319,7 +319,7 @@ async fn selectors_of_many(
     let mut out: HashMap<String, SelectorSet> = HashMap::new();
     for chunk in ids.chunks(CHUNK) {
         let mut sql = Sql::new(
-            "SELECT spiffe_id, selector_type, selector_value FROM node_selectors WHERE spiffe_id IN ",
+            "SELECT spiffe_id, selector_type, selector_value FROM spire_rs_node_selectors WHERE spiffe_id IN ",
         );
         sql.bind_list(chunk.iter().cloned());
         for row in sql.fetch_all(conn).await? {
@@ -342,13 +342,13 @@ async fn replace_selectors(
     id: &str,
     selectors: &SelectorSet,
 ) -> DsResult<()> {
-    let mut sql = Sql::new("DELETE FROM node_selectors WHERE spiffe_id = ");
+    let mut sql = Sql::new("DELETE FROM spire_rs_node_selectors WHERE spiffe_id = ");
     sql.bind(id.to_owned());
     sql.execute(conn).await?;
     let list: Vec<&Selector> = selectors.iter().collect();
     for chunk in list.chunks(CHUNK) {
         let mut sql = Sql::new(
-            "INSERT INTO node_selectors (spiffe_id, selector_type, selector_value) VALUES ",
+            "INSERT INTO spire_rs_node_selectors (spiffe_id, selector_type, selector_value) VALUES ",
         );
         for (i, selector) in chunk.iter().enumerate() {
             sql.push(if i == 0 { "(" } else { ", (" });
