@@ -275,6 +275,26 @@ fn apply_mask(
     current
 }
 
+/// Inserts entries copied from another datastore, keeping their IDs; the first that cannot be
+/// stored fails the whole import.
+pub(crate) async fn import_entries(
+    tx: &mut WriteTx<'_>,
+    entries: Vec<RegistrationEntry>,
+) -> DsResult<()> {
+    let pending = entries
+        .into_iter()
+        .map(|e| {
+            let id = e.id.clone();
+            crate::entry_codec::prepare(e)
+                .map_err(|err| DsError::InvalidArgument(format!("entry {id:?}: {err}")))
+        })
+        .collect::<DsResult<Vec<_>>>()?;
+    for (_, result) in insert_entries(tx, pending.into_iter().enumerate().collect()).await? {
+        result?;
+    }
+    Ok(())
+}
+
 /// Inserts prepared entries; each result is paired with the input index it belongs to.
 async fn insert_entries(
     tx: &mut WriteTx<'_>,

@@ -48,11 +48,13 @@ mod migrate;
 mod misc;
 mod nodes;
 mod store;
+mod takeover;
 
 use std::path::PathBuf;
 
 pub use config::SqlConfig;
 pub use store::SqlStore;
+pub use takeover::{SPIRE_SCHEMAS, SchemaPlan, SpireDatabase, TakeoverCounts};
 
 /// Why the store could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -76,4 +78,14 @@ pub enum Error {
     /// The schema migrations failed.
     #[error("could not migrate the database schema: {0}")]
     Migrate(#[source] sqlx::migrate::MigrateError),
+    /// The database holds tables that are neither ours nor a SPIRE datastore's; nothing was
+    /// written.
+    #[error("refusing the database: it is not a SPIRE or spire-rs datastore: {0}")]
+    NotSpire(String),
+    /// A SPIRE datastore at a schema version this server cannot take over; nothing was written.
+    #[error("refusing the SPIRE database: {0}")]
+    SpireSchema(String),
+    /// Copying a SPIRE datastore failed; the transaction was rolled back.
+    #[error("taking over the SPIRE database failed (nothing was changed): {0}")]
+    TakeOver(String),
 }

@@ -63,6 +63,15 @@ pub(crate) fn migrator(backend: Backend) -> Migrator {
     Migrator::with_migrations(migrations)
 }
 
+/// Brings the schema up to date on `conn`, inside the caller's transaction (each migration
+/// runs in a savepoint).
+pub(crate) async fn run_on(conn: &mut sqlx::AnyConnection, backend: Backend) -> Result<(), Error> {
+    migrator(backend)
+        .run_direct(None, conn, false)
+        .await
+        .map_err(Error::Migrate)
+}
+
 /// Brings the schema up to date.
 pub(crate) async fn run(pool: &AnyPool, backend: Backend) -> Result<(), Error> {
     migrator(backend).run(pool).await.map_err(Error::Migrate)

@@ -337,7 +337,7 @@ async fn selectors_of_many(
     Ok(out)
 }
 
-async fn replace_selectors(
+pub(crate) async fn replace_selectors(
     conn: &mut AnyConnection,
     id: &str,
     selectors: &SelectorSet,

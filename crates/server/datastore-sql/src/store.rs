@@ -20,9 +20,10 @@ use spire_server_datastore::{
 use spire_svid::Bundle;
 use spire_time::{SharedClock, SystemClock};
 
+use crate::Error;
 use crate::config::{SqlConfig, Target, sqlite_url};
 use crate::db::{Backend, WriteTx, backend};
-use crate::{Error, migrate};
+use crate::takeover::{self, SchemaPlan};
 
 /// How long a SQLite connection waits for another process's write lock.
 const SQLITE_BUSY_TIMEOUT_MS: u32 = 10_000;
@@ -75,12 +76,21 @@ impl SqlStore {
     /// Like [`Self::open`], with `clock` stamping change events (`created_at`).
     pub async fn open_with_clock(config: &SqlConfig, clock: SharedClock) -> Result<Self, Error> {
         sqlx::any::install_default_drivers();
+        let now = clock.unix_seconds();
         let (pool, write_pool, backend) = match config.target()? {
             Target::Sqlite(path) => {
                 let url = prepare_sqlite_file(&path)?;
+                // Looked at read-only first: a database we refuse is left byte for byte as
+                // it was (opening the pools below switches it to WAL).
+                let backup = match inspect_sqlite(&url).await? {
+                    SchemaPlan::TakeOver(_) => Some(backup_sqlite(&path, &url, now).await?),
+                    _ => None,
+                };
                 let write_pool = sqlite_pool(&url, 1, SQLITE_WRITER_CACHE_KIB).await?;
                 // The schema exists before any reader connects.
-                migrate::run(&write_pool, Backend::Sqlite).await?;
+                let plan =
+                    takeover::migrate_or_take_over(&write_pool, Backend::Sqlite, now).await?;
+                log_takeover(&plan, backup.as_deref());
                 let pool = sqlite_pool(&url, SQLITE_READERS, 0).await?;
                 (pool, write_pool, Backend::Sqlite)
             }
@@ -90,7 +100,8 @@ impl SqlStore {
                     .connect(&url)
                     .await
                     .map_err(Error::Connect)?;
-                migrate::run(&pool, Backend::Postgres).await?;
+                let plan = takeover::migrate_or_take_over(&pool, Backend::Postgres, now).await?;
+                log_takeover(&plan, None);
                 (pool.clone(), pool, Backend::Postgres)
             }
         };
@@ -102,6 +113,31 @@ impl SqlStore {
             writer,
             clock,
         })
+    }
+
+    /// What [`Self::open`] would do to the database, found without writing to it (nor
+    /// creating a missing SQLite file): create our schema, open ours, or take over a SPIRE
+    /// datastore (with its row counts). A database that would be refused is an error.
+    pub async fn inspect(config: &SqlConfig) -> Result<SchemaPlan, Error> {
+        sqlx::any::install_default_drivers();
+        match config.target()? {
+            Target::Sqlite(path) => {
+                if !path.exists() {
+                    return Ok(SchemaPlan::Create);
+                }
+                let absolute = std::fs::canonicalize(&path).map_err(|source| Error::File {
+                    path: path.clone(),
+                    source,
+                })?;
+                inspect_sqlite(&sqlite_url(&absolute)?).await
+            }
+            Target::Postgres(url) => {
+                let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+                    .await
+                    .map_err(Error::Connect)?;
+                takeover::inspect(&mut conn, Backend::Postgres).await
+            }
+        }
     }
 
     /// Closes every connection, waiting for checked-out ones to come back.
@@ -146,6 +182,62 @@ fn prepare_sqlite_file(path: &Path) -> Result<String, Error> {
     options.open(path).map_err(file_error(path))?;
     let absolute = std::fs::canonicalize(path).map_err(file_error(path))?;
     sqlite_url(&absolute)
+}
+
+/// Inspects a SQLite database over a read-only connection.
+async fn inspect_sqlite(url: &str) -> Result<SchemaPlan, Error> {
+    let mut conn = read_only_sqlite(url).await?;
+    let plan = takeover::inspect(&mut conn, Backend::Sqlite).await;
+    let _ = sqlx::Connection::close(conn).await;
+    plan
+}
+
+async fn read_only_sqlite(url: &str) -> Result<sqlx::AnyConnection, Error> {
+    let url = url.replace("mode=rwc", "mode=ro");
+    <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+        .await
+        .map_err(Error::Connect)
+}
+
+/// Writes a consistent copy of the database beside it (`<file>.spire-backup-<unix seconds>`,
+/// mode 0600) before a takeover; returns its path.
+async fn backup_sqlite(path: &Path, url: &str, now: i64) -> Result<std::path::PathBuf, Error> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".spire-backup-{now}"));
+    let backup = std::path::PathBuf::from(name);
+    let file_error = |source| Error::File {
+        path: backup.clone(),
+        source,
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(&backup).map_err(file_error)?;
+    let target = backup
+        .to_str()
+        .ok_or_else(|| Error::Config(format!("backup path {} is not UTF-8", backup.display())))?
+        .replace('\'', "''");
+    let mut conn = read_only_sqlite(url).await?;
+    let done = conn
+        .execute(sqlx::AssertSqlSafe(format!("VACUUM INTO '{target}'")))
+        .await;
+    let _ = sqlx::Connection::close(conn).await;
+    done.map_err(|e| Error::TakeOver(format!("writing the backup {}: {e}", backup.display())))?;
+    Ok(backup)
+}
+
+fn log_takeover(plan: &SchemaPlan, backup: Option<&Path>) {
+    if let SchemaPlan::TakeOver(db) = plan {
+        let backup = backup.map(|p| p.display().to_string()).unwrap_or_default();
+        tracing::info!(
+            schema_version = db.schema_version,
+            code_version = %db.code_version,
+            backup = %backup,
+            "Took over the SPIRE datastore: copied {} into the spire_rs_ tables in one transaction; SPIRE's own tables were left untouched",
+            db.counts
+        );
+    }
 }
 
 /// A pool whose connections all run the durability pragmas; `cache_kib` 0 keeps SQLite's

@@ -137,6 +137,11 @@ pub(crate) struct PgDatabase {
 }
 
 impl PgDatabase {
+    /// The database's URL.
+    pub(crate) fn url(&self) -> String {
+        self.url.clone()
+    }
+
     async fn create(admin_url: &str) -> Self {
         let name = format!("spire_test_{}", uuid::Uuid::new_v4().simple());
         let mut admin = PgConnection::connect(admin_url)

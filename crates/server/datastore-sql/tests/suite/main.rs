@@ -14,3 +14,4 @@ mod events;
 mod list;
 mod misc;
 mod nodes;
+mod takeover;
