@@ -4,6 +4,7 @@
 //! rust-spiffe `WorkloadApiClient`.
 #![allow(clippy::unwrap_used)]
 
+mod bad_input;
 mod common;
 mod entries;
 mod federation;
