@@ -396,6 +396,9 @@ const NEWER_THAN_UPSTREAM: &[&str] = &[
     "message .spire.agent.debug.v1.GetInfoResponse field #5: only ours has it (name=cached_x509_svids_count type=Int32 ",
     "message .spire.agent.debug.v1.GetInfoResponse field #6: only ours has it (name=cached_jwt_svids_count type=Int32 ",
     "message .spire.agent.debug.v1.GetInfoResponse field #7: only ours has it (name=cached_svidstore_x509_svids_count type=Int32 ",
+    "message .spire.api.server.localauthority.v1.AuthorityState field #3: only ours has it (name=upstream_authority_subject_key_id type=String ",
+    "message .spire.api.server.localauthority.v1.TaintX509UpstreamAuthorityResponse field #1: only ours has it (name=upstream_authority_subject_key_id type=String ",
+    "message .spire.api.server.localauthority.v1.RevokeX509UpstreamAuthorityResponse field #1: only ours has it (name=upstream_authority_subject_key_id type=String ",
 ];
 
 /// [`compare`] over the SPIRE packages, minus the [`NEWER_THAN_UPSTREAM`] facts.

@@ -30,6 +30,7 @@ pub mod debug;
 pub mod dns;
 pub mod entry;
 pub mod health;
+pub mod local_authority;
 pub mod logger;
 pub mod push;
 pub mod ratelimit;
@@ -46,11 +47,12 @@ use spire_id::{SpiffeId, TrustDomain};
 use spire_proto::spire::api::server::{
     agent::v1::agent_server::AgentServer, bundle::v1::bundle_server::BundleServer,
     debug::v1::debug_server::DebugServer, entry::v1::entry_server::EntryServer,
+    localauthority::v1::local_authority_server::LocalAuthorityServer,
     logger::v1::logger_server::LoggerServer, svid::v1::svid_server::SvidServer,
     trustdomain::v1::trust_domain_server::TrustDomainServer,
 };
 use spire_proto::spirers::server::push::v1::push_server::PushServer;
-use spire_server_ca::Ca;
+use spire_server_ca::{Ca, CaManager};
 use spire_server_datastore::DataStore;
 use spire_server_plugin::nodeattestor::NodeAttestors;
 use spire_time::SharedClock;
@@ -100,6 +102,9 @@ pub struct ApiContext {
     /// `audit_log_enabled`: one `API accessed` record per call, or per batch item
     /// ([`audit`]); off by default.
     pub audit_log: bool,
+    /// The CA manager behind the LocalAuthority service; none by default (its methods then
+    /// answer `Unimplemented`).
+    pub ca_manager: Option<Arc<CaManager>>,
     /// `ratelimit { }`: per-IP token buckets for AttestAgent and the signing methods, TCP
     /// callers only ([`ratelimit`]); both limits on by default, as in SPIRE.
     pub rate_limits: Arc<ratelimit::RateLimits>,
@@ -139,6 +144,7 @@ impl ApiContext {
             bundle_refresher: None,
             logger: None,
             audit_log: false,
+            ca_manager: None,
         }
     }
 }
@@ -200,8 +206,14 @@ fn common_routes(ctx: &ApiContext, authorizer: &Authorizer) -> Routes {
             trust_domain::Config::from(ctx),
         )),
         authorizer.clone(),
-    ))
-    .add_service(Authorized::new(stubs::LocalAuthority, authorizer.clone()));
+    ));
+    let routes = match &ctx.ca_manager {
+        Some(manager) => routes.add_service(Authorized::new(
+            LocalAuthorityServer::new(local_authority::LocalAuthorityService::new(manager.clone())),
+            authorizer.clone(),
+        )),
+        None => routes.add_service(Authorized::new(stubs::LocalAuthority, authorizer.clone())),
+    };
     if !ctx.push {
         return routes;
     }

@@ -1,5 +1,5 @@
-//! Services whose methods are all `Unimplemented` for now (LocalAuthority, and Logger when
-//! the server has no log level to control). They
+//! Services whose methods are all `Unimplemented`: LocalAuthority when the context has no CA
+//! manager, and Logger when the server has no log level to control. They
 //! are routed anyway so that authorization answers first, exactly as for the implemented
 //! services.
 

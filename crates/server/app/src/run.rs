@@ -126,6 +126,7 @@ async fn serve(
     // CA's own bundle writes (new roots and JWT keys) wake it at once.
     let feed = context.entries.clone();
     ca_manager.on_bundle_change(move || feed.notify());
+    context.ca_manager = Some(ca_manager.clone());
     context
         .entries
         .refresh()
@@ -310,6 +311,7 @@ async fn rotate_server_svid(
     stop: Shutdown,
 ) {
     let mut chain = published.borrow().clone();
+    let mut activations = ca.activations();
     loop {
         let wait = match spire_server_plugin::x509::parse_certificate(&chain[0]) {
             Ok(leaf) => {
@@ -325,6 +327,8 @@ async fn rotate_server_svid(
         tokio::select! {
             // Half-life reached: mint a fresh SVID.
             _ = tokio::time::sleep(wait.max(Duration::from_secs(1))) => {}
+            // Another CA became active: move off the old one before it can be tainted.
+            Ok(()) = activations.changed() => {}
             // Stopping.
             () = stop.stopped() => return,
         }

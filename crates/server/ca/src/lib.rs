@@ -14,6 +14,7 @@ mod x509ca;
 
 pub use config::{CaConfig, CaSubject};
 pub use jwtkey::{JwtKey, JwtSvid, KID_LEN};
+pub use manager::authority::{AuthorityState, AuthorityStates, Refusal, RefusalCode};
 pub use manager::{BUNDLE_SAFETY_MARGIN, CaManager, Plugins, ROTATE_INTERVAL, SlotId};
 pub use x509ca::{Ca, X509Ca, X509SvidParams};
 
@@ -69,9 +70,18 @@ impl From<spire_server_plugin::keymanager::Error> for Error {
     }
 }
 
-/// Hex form of a key identifier, the "authority ID" SPIRE shows for CAs and keys.
+/// The "authority ID" SPIRE gives the CA whose key has this DER `SubjectPublicKeyInfo`: the
+/// lowercase hex of SHA-1 over the key's bits (the subject key identifier SPIRE puts in its
+/// CA certificates). Empty for a malformed key.
 pub fn authority_id(spki_der: &[u8]) -> String {
-    // rcgen's default key identifier (RFC 7093 method 1): SHA-256 over the SPKI, first 160 bits.
+    spire_server_plugin::x509::subject_key_id(spki_der)
+        .map(hex::encode)
+        .unwrap_or_default()
+}
+
+/// The key identifier journals were stored under before IDs followed SPIRE (SHA-256 over the
+/// SPKI, first 160 bits); still looked up so that an existing journal is resumed.
+pub(crate) fn legacy_authority_id(spki_der: &[u8]) -> String {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, spki_der);
     hex::encode(&digest.as_ref()[..20])
 }

@@ -17,8 +17,9 @@ use crate::config::CaConfig;
 use crate::journal::{Journal, Status, X509CaEntry};
 use crate::jwtkey::JwtKey;
 use crate::x509ca::{Ca, X509Ca};
-use crate::{Error, Result, authority_id};
+use crate::{Error, Result, authority_id, legacy_authority_id};
 
+pub(crate) mod authority;
 mod jwt;
 
 /// How often the rotator looks at the clock (SPIRE: 10 s).
@@ -64,6 +65,8 @@ pub struct CaManager {
     bundle_listener: OnceLock<BundleListener>,
     /// Rotation ticks of [`CaManager::run`] that failed in a row (health checks).
     failed_rotations: AtomicU64,
+    /// Counts X.509 activations (see [`CaManager::activations`]).
+    activations: watch::Sender<u64>,
 }
 
 /// A callback run after the CA changed the trust bundle.
@@ -72,9 +75,14 @@ type BundleListener = Box<dyn Fn() + Send + Sync>;
 #[derive(Default)]
 struct State {
     current: Option<Slot>,
+    /// The prepared authority (SPIRE's "next" slot while PREPARED).
     next: Option<Slot>,
+    /// The authority the last activation replaced (SPIRE's "next" slot while OLD), until the
+    /// next preparation reuses its slot.
+    old: Option<Slot>,
     jwt_current: Option<JwtSlot>,
     jwt_next: Option<JwtSlot>,
+    jwt_old: Option<JwtSlot>,
     journal: Journal,
     journal_id: i64,
 }
@@ -159,6 +167,7 @@ impl CaManager {
             state: Mutex::new(State::default()),
             bundle_listener: OnceLock::new(),
             failed_rotations: AtomicU64::new(0),
+            activations: watch::Sender::new(0),
         };
         {
             let mut state = manager.state.lock().await;
@@ -227,6 +236,13 @@ impl CaManager {
         if let Some(listener) = self.bundle_listener.get() {
             listener();
         }
+    }
+
+    /// Changes whenever another X.509 authority becomes active (scheduled or through the
+    /// LocalAuthority API), so that holders of credentials it signs (the server's own SVID)
+    /// re-mint them before the old authority is tainted or revoked.
+    pub fn activations(&self) -> watch::Receiver<u64> {
+        self.activations.subscribe()
     }
 
     /// How many rotation ticks of [`Self::run`] in a row have failed (0 after a success).
@@ -308,9 +324,14 @@ impl CaManager {
         let mut stored = None;
         for slot in [SlotId::A, SlotId::B] {
             if let Some(key) = km.key(slot.key_id()).await? {
-                let id = authority_id(&key.public_key_der());
-                if let Some(journal) = self.datastore.fetch_ca_journal(&id).await? {
-                    stored = Some(journal);
+                let spki = key.public_key_der();
+                for id in [authority_id(&spki), legacy_authority_id(&spki)] {
+                    if let Some(journal) = self.datastore.fetch_ca_journal(&id).await? {
+                        stored = Some(journal);
+                        break;
+                    }
+                }
+                if stored.is_some() {
                     break;
                 }
             }
@@ -324,6 +345,7 @@ impl CaManager {
             let wanted = match entry.status {
                 Status::Active if state.current.is_none() => &mut state.current,
                 Status::Prepared if state.next.is_none() => &mut state.next,
+                Status::Old if state.old.is_none() => &mut state.old,
                 _ => continue,
             };
             let Some(key) = km.key(entry.slot.key_id()).await? else {
@@ -345,6 +367,12 @@ impl CaManager {
             && current.id == next.id
         {
             state.next = None;
+        }
+        // The old authority shares its slot with the prepared one: only one can be there.
+        if let (Some(current), Some(old)) = (&state.current, &state.old)
+            && (current.id == old.id || state.next.is_some())
+        {
+            state.old = None;
         }
         if let Some(current) = &state.current {
             self.ca.set_active(current.ca.clone());
@@ -396,6 +424,7 @@ impl CaManager {
                 let params = x509util::ca_params(
                     self.subject(Some(&decimal)),
                     &td_uri,
+                    &key.public_key_der(),
                     now,
                     now + self.config.ca_ttl,
                     serial,
@@ -434,6 +463,7 @@ impl CaManager {
             upstream_chain,
         });
         tracing::info!(slot = ?slot, authority_id = %ca.authority_id(), not_after = to_unix_seconds(ca.not_after()), "X509 CA prepared");
+        state.old = None;
         state.next = Some(Slot {
             id: slot,
             ca: Arc::new(ca),
@@ -448,6 +478,7 @@ impl CaManager {
         };
         if let Some(old) = state.current.take() {
             state.journal.set_status(old.ca.authority_id(), Status::Old);
+            state.old = Some(old);
         }
         state
             .journal
@@ -455,6 +486,7 @@ impl CaManager {
         tracing::info!(slot = ?next.id, authority_id = %next.ca.authority_id(), "X509 CA activated");
         self.ca.set_active(next.ca.clone());
         state.current = Some(next);
+        self.activations.send_modify(|n| *n += 1);
         self.write_journal(state).await
     }
 

@@ -25,6 +25,7 @@ pub struct X509Ca {
     not_before: SystemTime,
     not_after: SystemTime,
     authority_id: String,
+    upstream_authority_id: String,
 }
 
 /// What a workload SVID is made from: everything comes from the registration entry.
@@ -57,7 +58,8 @@ impl X509Ca {
         let cert = x509util::parse_certificate(&certificate)?;
         let not_before = spire_time::from_unix_seconds(cert.validity().not_before.timestamp());
         let not_after = x509util::not_after(&cert);
-        let authority_id = crate::authority_id(cert.public_key().raw);
+        let authority_id = x509util::authority_id(&cert)?;
+        let upstream_authority_id = upstream_authority_id(&chain)?;
         if cert.public_key().raw != key.public_key_der().as_slice() {
             return Err(Error::InvalidRequest(
                 "CA certificate does not match its key".into(),
@@ -76,7 +78,14 @@ impl X509Ca {
             not_before,
             not_after,
             authority_id,
+            upstream_authority_id,
         })
+    }
+
+    /// The subject key ID (lowercase hex) of the upstream authority that signed this CA's
+    /// chain, empty for a self-signed CA.
+    pub fn upstream_authority_id(&self) -> &str {
+        &self.upstream_authority_id
     }
 
     /// The DER CA certificate.
@@ -265,4 +274,22 @@ impl fmt::Debug for Ca {
             .field("trust_domain", &self.config.trust_domain)
             .finish_non_exhaustive()
     }
+}
+
+/// The authority key identifier of the last certificate of an upstream-signed chain (the key
+/// of the upstream root that signed it), as lowercase hex; empty for a self-signed CA.
+fn upstream_authority_id(chain: &[Vec<u8>]) -> Result<String> {
+    use x509_parser::extensions::ParsedExtension;
+    let Some(last) = chain.last() else {
+        return Ok(String::new());
+    };
+    let cert = x509util::parse_certificate(last)?;
+    for ext in cert.extensions() {
+        if let ParsedExtension::AuthorityKeyIdentifier(aki) = ext.parsed_extension()
+            && let Some(id) = &aki.key_identifier
+        {
+            return Ok(hex::encode(id.0));
+        }
+    }
+    Ok(String::new())
 }

@@ -128,6 +128,29 @@ impl SqlStore {
         tx.finish(outcome).await
     }
 
+    pub(crate) async fn edit_bundle_impl(
+        &self,
+        trust_domain: &TrustDomain,
+        edit: spire_server_datastore::BundleEdit,
+    ) -> DsResult<Bundle> {
+        let mut tx = self.begin_write().await?;
+        let outcome = async {
+            let Some(current) = lock(&mut tx, self.backend, trust_domain).await? else {
+                return Err(DsError::NotFound(BUNDLE_NOT_FOUND.to_owned()));
+            };
+            let mut edited = current.clone();
+            edit(&mut edited)?;
+            if same_content(&edited, &current) {
+                return Ok(current);
+            }
+            edited.sequence_number = current.sequence_number + 1;
+            write(&mut tx, &edited).await?;
+            Ok(edited)
+        }
+        .await;
+        tx.finish(outcome).await
+    }
+
     pub(crate) async fn delete_bundle_impl(
         &self,
         trust_domain: &TrustDomain,

@@ -315,6 +315,14 @@ impl DataStore for SqlStore {
         self.prune_bundle_impl(trust_domain, expires_before).await
     }
 
+    async fn edit_bundle(
+        &self,
+        trust_domain: &TrustDomain,
+        edit: spire_server_datastore::BundleEdit,
+    ) -> DsResult<Bundle> {
+        self.edit_bundle_impl(trust_domain, edit).await
+    }
+
     async fn create_registration_entries(
         &self,
         entries: Vec<RegistrationEntry>,

@@ -49,6 +49,10 @@ pub enum Error {
 /// Result alias for datastore calls.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// A change to one stored bundle, run by [`DataStore::edit_bundle`] on the locked row: it
+/// edits the bundle in place, or refuses with the error the caller gets (nothing is written).
+pub type BundleEdit = Box<dyn FnOnce(&mut Bundle) -> Result<()> + Send>;
+
 /// The server's persistent state. Implementations must be safe to share between tasks and
 /// between servers (PostgreSQL): all invariants are kept by the database, not by memory.
 #[async_trait]
@@ -76,6 +80,10 @@ pub trait DataStore: Send + Sync + std::fmt::Debug + 'static {
     /// Removes X.509 authorities and JWT keys that expired before `expires_before` (unix
     /// seconds), never the last X.509 authority; returns whether the bundle changed.
     async fn prune_bundle(&self, trust_domain: &TrustDomain, expires_before: i64) -> Result<bool>;
+    /// Runs `edit` on the bundle of `trust_domain` in one transaction under the row lock
+    /// (tainting or revoking an authority); when the content changed the sequence goes up and
+    /// the change is recorded. `NotFound "bundle not found"` when the trust domain has none.
+    async fn edit_bundle(&self, trust_domain: &TrustDomain, edit: BundleEdit) -> Result<Bundle>;
 
     // --- registration entries ---
 

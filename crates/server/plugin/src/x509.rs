@@ -27,6 +27,41 @@ pub fn random_serial() -> SerialNumber {
     }
 }
 
+/// The subject key identifier SPIRE gives its CAs (RFC 5280 §4.2.1.2 method 1): SHA-1 over
+/// the bits of the `subjectPublicKey` BIT STRING of `spki_der` (tag, length and unused-bits
+/// count excluded).
+pub fn subject_key_id(spki_der: &[u8]) -> Result<Vec<u8>> {
+    let (_, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki_der)
+        .map_err(|e| Error::InvalidRequest(format!("malformed public key: {e}")))?;
+    let digest = aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY,
+        &spki.subject_public_key.data,
+    );
+    Ok(digest.as_ref().to_vec())
+}
+
+/// The authority ID of a CA certificate as SPIRE shows it: the lowercase hex of its subject
+/// key identifier extension, or of [`subject_key_id`] of its key when it has none.
+pub fn authority_id(certificate: &X509Certificate<'_>) -> Result<String> {
+    use x509_parser::extensions::ParsedExtension;
+    for ext in certificate.extensions() {
+        if let ParsedExtension::SubjectKeyIdentifier(ski) = ext.parsed_extension() {
+            return Ok(hex_lower(ski.0));
+        }
+    }
+    Ok(hex_lower(&subject_key_id(certificate.public_key().raw)?))
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
 /// A string attribute the way Go's x509 encodes it: PrintableString when the characters allow,
 /// UTF8String otherwise.
 pub fn dn_value(s: &str) -> DnValue {
@@ -38,10 +73,12 @@ pub fn dn_value(s: &str) -> DnValue {
 
 /// Certificate parameters for a signing CA valid over `[now − 10 s, not_after]`: CA:true
 /// without a path length, keyCertSign|cRLSign, one URI SAN (the trust domain's ID), a random
-/// serial and a subject key identifier.
+/// serial and SPIRE's subject key identifier of `subject_public_key` (DER SPKI; see
+/// [`subject_key_id`]).
 pub fn ca_params(
     subject: DistinguishedName,
     trust_domain_uri: &str,
+    subject_public_key: &[u8],
     now: SystemTime,
     not_after: SystemTime,
     serial: SerialNumber,
@@ -52,7 +89,7 @@ pub fn ca_params(
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     params.serial_number = Some(serial);
-    params.key_identifier_method = KeyIdMethod::Sha256;
+    params.key_identifier_method = KeyIdMethod::PreSpecified(subject_key_id(subject_public_key)?);
     params.not_before = (now - NOT_BEFORE_CUSHION).into();
     params.not_after = not_after.into();
     Ok(params)

@@ -49,7 +49,7 @@ impl CaManager {
 
     /// Makes a new JWT key in `slot` with a fresh `kid`, publishes it in the bundle and
     /// journals it as prepared. It signs nothing until it is activated.
-    async fn prepare_jwt(&self, state: &mut State, slot: SlotId) -> Result<()> {
+    pub(super) async fn prepare_jwt(&self, state: &mut State, slot: SlotId) -> Result<()> {
         // Whole seconds, as the journal keeps them: a restarted server sees the same times.
         let issued_at = from_unix_seconds(self.clock.unix_seconds());
         let not_after = issued_at + self.config.ca_ttl;
@@ -75,6 +75,7 @@ impl CaManager {
             public_key: key.public_key_der().to_vec(),
         });
         tracing::info!(slot = ?slot, authority_id = %key.kid(), not_after = to_unix_seconds(not_after), "JWT key prepared");
+        state.jwt_old = None;
         state.jwt_next = Some(JwtSlot {
             id: slot,
             key: Arc::new(key),
@@ -84,12 +85,13 @@ impl CaManager {
 
     /// Makes the prepared JWT key current; the previous one becomes old (still in the bundle,
     /// so the tokens it signed keep validating until they expire).
-    async fn activate_jwt(&self, state: &mut State) -> Result<()> {
+    pub(super) async fn activate_jwt(&self, state: &mut State) -> Result<()> {
         let Some(next) = state.jwt_next.take() else {
             return Ok(());
         };
         if let Some(old) = state.jwt_current.take() {
             state.journal.set_jwt_status(old.key.kid(), Status::Old);
+            state.jwt_old = Some(old);
         }
         state.journal.set_jwt_status(next.key.kid(), Status::Active);
         tracing::info!(slot = ?next.id, authority_id = %next.key.kid(), "JWT key activated");
@@ -111,6 +113,7 @@ impl CaManager {
             let wanted = match entry.status {
                 Status::Active if state.jwt_current.is_none() => &mut state.jwt_current,
                 Status::Prepared if state.jwt_next.is_none() => &mut state.jwt_next,
+                Status::Old if state.jwt_old.is_none() => &mut state.jwt_old,
                 _ => continue,
             };
             let Some(key) = km.key(entry.slot.jwt_key_id()).await? else {
@@ -137,6 +140,11 @@ impl CaManager {
             && current.id == next.id
         {
             state.jwt_next = None;
+        }
+        if let (Some(current), Some(old)) = (&state.jwt_current, &state.jwt_old)
+            && (current.id == old.id || state.jwt_next.is_some())
+        {
+            state.jwt_old = None;
         }
         if let Some(current) = &state.jwt_current {
             self.ca.set_active_jwt_key(current.key.clone());

@@ -102,7 +102,14 @@ impl UpstreamAuthority for DiskUpstreamAuthority {
         let upstream = parse_certificate(&self.issuer_der)?;
         let now = self.clock.now();
         let not_after = (now + preferred_ttl).min(x509::not_after(&upstream));
-        let mut params = x509::ca_params(csr.subject, uri, now, not_after, x509::random_serial())?;
+        let mut params = x509::ca_params(
+            csr.subject,
+            uri,
+            &csr.public_key,
+            now,
+            not_after,
+            x509::random_serial(),
+        )?;
         params.use_authority_key_identifier_extension = true;
         let issuer = Issuer::from_ca_cert_der(&self.issuer_der.as_slice().into(), &self.key)
             .map_err(|e| Error::crypto("loading upstream certificate", e))?;
