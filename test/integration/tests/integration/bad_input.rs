@@ -9,8 +9,10 @@ mod table;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::envoy::config::core::v3::node::UserAgentVersionType;
+use envoy_types::pb::envoy::config::core::v3::{BuildVersion, Node};
 use envoy_types::pb::envoy::service::secret::v3::secret_discovery_service_client::SecretDiscoveryServiceClient;
+use envoy_types::pb::envoy::r#type::v3::SemanticVersion;
 use serde_json::{Value, json};
 use spire_integration_tests::{
     TestAgent, TestServer, entry, eventually, init_logging, uid_selector,
@@ -285,10 +287,24 @@ async fn run_sds(setup: &Setup, row: &Row) -> Result<Outcome, String> {
     match row.surface.as_str() {
         "StreamSecrets" => {
             let names = input.strings("resource_names").ok_or("no resource_names")?;
+            let mut node = Node::default();
+            if let Some(Value::Array(v)) = input.take("envoy_version") {
+                let part = |i: usize| u32::try_from(v[i].as_u64().unwrap()).unwrap();
+                node.user_agent_name = "envoy".into();
+                node.user_agent_version_type =
+                    Some(UserAgentVersionType::UserAgentBuildVersion(BuildVersion {
+                        version: Some(SemanticVersion {
+                            major_number: part(0),
+                            minor_number: part(1),
+                            patch: 0,
+                        }),
+                        metadata: None,
+                    }));
+            }
             input.done()?;
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
             let mut client = SecretDiscoveryServiceClient::new(channel(&setup.entitled).await);
-            let result = match EnvoyStream::open(&mut client, Node::default(), &names).await {
+            let result = match EnvoyStream::open(&mut client, node, &names).await {
                 Ok(mut stream) => stream.next().await.map(|_| ()),
                 Err(status) => Err(status),
             };

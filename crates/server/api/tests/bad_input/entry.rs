@@ -84,15 +84,21 @@ async fn run(
             input.done()?;
             let good = proto_entry(&format!("/good{i}"));
             let before = revision(h).await;
-            let results = client
+            let results = match client
                 .batch_create_entry(BatchCreateEntryRequest {
                     entries: vec![bad, good],
                     output_mask: None,
                 })
                 .await
-                .map_err(|s| format!("the batch failed: {s:?}"))?
-                .into_inner()
-                .results;
+            {
+                Ok(response) => response.into_inner().results,
+                // The whole call refused (e.g. a message over the receive limit): nothing lands.
+                Err(status) => {
+                    let mut outcome = Outcome::status(&status);
+                    check_revision(&mut outcome, before, revision(h).await, 0);
+                    return Ok(outcome);
+                }
+            };
             let mut outcome = Outcome::item(results[0].status.as_ref());
             let good_landed = results[1].status.as_ref().is_some_and(|s| s.code == 0);
             outcome.check(good_landed, "the good item beside it did not land");
