@@ -20,8 +20,8 @@ pub use client::{Client, SocketSpec, code_name, go_errno_text, rpc_err, rpc_erro
 pub use files::{pem_blocks, write_file};
 pub use health::healthcheck;
 pub use logging::{
-    LogFormat, LogHandle, LogLevel, LogSettings, init_logging, parse_set_level, print_logger,
-    start_logging,
+    LogFormat, LogHandle, LogLevel, LogSettings, RUNTIME_FIELDS, RuntimeFields, init_logging,
+    parse_set_level, print_logger, start_logging,
 };
 pub use process::{prepare_daemon, report_validation, tighten_umask, wait_for_signal};
 pub use values::{

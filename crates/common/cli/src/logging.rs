@@ -10,6 +10,7 @@
 
 mod file;
 mod format;
+mod runtime;
 #[cfg(test)]
 mod tests;
 
@@ -24,6 +25,7 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Registry, reload};
 
 pub use format::LogFormat;
+pub use runtime::{RUNTIME_FIELDS, RuntimeFields};
 
 use file::{LogWriter, ReopenableFile};
 

@@ -16,6 +16,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use spire_cli::RuntimeFields;
 use spire_proto::spire::api::types;
 use tonic::Code;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo, UdsConnectInfo};
@@ -52,43 +53,9 @@ enum Who {
     },
 }
 
-/// The request fields a record can carry, named as SPIRE names them. Unset fields are left
-/// out of the record.
-#[derive(Clone, Debug, Default)]
-pub struct Fields {
-    /// `entry_id`.
-    pub entry_id: Option<String>,
-    /// `spiffe_id`.
-    pub spiffe_id: Option<String>,
-    /// `parent_id`.
-    pub parent_id: Option<String>,
-    /// `selectors` (`type:value`, comma-separated).
-    pub selectors: Option<String>,
-    /// `x509_svid_ttl`.
-    pub x509_svid_ttl: Option<i64>,
-    /// `jwt_svid_ttl`.
-    pub jwt_svid_ttl: Option<i64>,
-    /// `federates_with` (comma-separated).
-    pub federates_with: Option<String>,
-    /// `admin`.
-    pub admin: Option<bool>,
-    /// `downstream`.
-    pub downstream: Option<bool>,
-    /// `expires_at`.
-    pub expires_at: Option<i64>,
-    /// `dns_name` (comma-separated).
-    pub dns_name: Option<String>,
-    /// `revision_number`.
-    pub revision_number: Option<i64>,
-    /// `store_svid`.
-    pub store_svid: Option<bool>,
-    /// `hint`.
-    pub hint: Option<String>,
-    /// `created_at`.
-    pub created_at: Option<i64>,
-    /// `csr`: the SHA-256 of a CSR, in hex.
-    pub csr: Option<String>,
-}
+/// The request fields of a record, named as SPIRE names them; they are named at run time
+/// (`x509_authorities_asn1_sha256.<n>`, …), so they travel as [`RuntimeFields`].
+pub type Fields = RuntimeFields;
 
 // === impl Audit ===
 
@@ -186,13 +153,15 @@ impl Audit {
 }
 
 impl Call {
-    fn record(&self, code: Code, message: &str, f: &Fields) {
+    fn record(&self, code: Code, message: &str, request: &Fields) {
         let ok = code == Code::Ok;
-        let (status_code, status_message) = if ok {
-            (None, None)
-        } else {
-            (Some(code_name(code)), Some(message))
-        };
+        // SPIRE's `status_code` is a Go `codes.Code`: its name in text lines, its number in
+        // JSON lines.
+        let mut fields = Fields::default();
+        if !ok {
+            fields.dual("status_code", code as i32, code_name(code));
+        }
+        fields.append(request);
         let (caller_uid, caller_gid, caller_path, caller_addr, caller_id) = match &self.caller {
             Who::Unix { uid, gid, path } => (*uid, *gid, path.as_deref(), None, None),
             Who::Tcp { addr, id } => (None, None, None, addr.as_deref(), id.as_deref()),
@@ -201,8 +170,7 @@ impl Call {
             target: "spire_server_api::audit",
             r#type = "audit",
             status = if ok { "success" } else { "error" },
-            status_code = status_code,
-            status_message = status_message,
+            status_message = (!ok).then_some(message),
             service = self.service.as_str(),
             method = self.method.as_str(),
             request_id = self.request_id.as_str(),
@@ -211,69 +179,171 @@ impl Call {
             caller_path = caller_path,
             caller_addr = caller_addr,
             caller_id = caller_id,
-            entry_id = f.entry_id.as_deref(),
-            spiffe_id = f.spiffe_id.as_deref(),
-            parent_id = f.parent_id.as_deref(),
-            selectors = f.selectors.as_deref(),
-            x509_svid_ttl = f.x509_svid_ttl,
-            jwt_svid_ttl = f.jwt_svid_ttl,
-            federates_with = f.federates_with.as_deref(),
-            admin = f.admin,
-            downstream = f.downstream,
-            expires_at = f.expires_at,
-            dns_name = f.dns_name.as_deref(),
-            revision_number = f.revision_number,
-            store_svid = f.store_svid,
-            hint = f.hint.as_deref(),
-            created_at = f.created_at,
-            csr = f.csr.as_deref(),
+            runtime_fields = fields.as_str(),
             "API accessed"
         );
     }
 }
 
-// === impl Fields ===
+// === request fields ===
 
-impl Fields {
-    /// The fields of an entry in a request, those of `mask` only when there is one (an
-    /// update's input mask), as SPIRE records them.
-    pub fn of_entry(entry: &types::Entry, mask: Option<&types::EntryMask>) -> Self {
-        let on = |pick: fn(&types::EntryMask) -> bool| mask.is_none_or(pick);
-        let joined = |items: &[String]| Some(items.join(",")).filter(|s| !s.is_empty());
+/// The fields of an entry in a request, those of `mask` only when there is one (an update's
+/// input mask), as SPIRE records them.
+pub fn entry_fields(entry: &types::Entry, mask: Option<&types::EntryMask>) -> Fields {
+    let on = |pick: fn(&types::EntryMask) -> bool| mask.is_none_or(pick);
+    let mut fields = Fields::default();
+    if !entry.id.is_empty() {
+        fields.string("entry_id", &entry.id);
+    }
+    let id = |id: Option<&types::Spiffeid>| id_from_proto(id).ok().map(|id| id.to_string());
+    if on(|m| m.spiffe_id)
+        && let Some(id) = id(entry.spiffe_id.as_ref())
+    {
+        fields.string("spiffe_id", &id);
+    }
+    if on(|m| m.parent_id)
+        && let Some(id) = id(entry.parent_id.as_ref())
+    {
+        fields.string("parent_id", &id);
+    }
+    if on(|m| m.selectors) && !entry.selectors.is_empty() {
         let selectors: Vec<String> = entry
             .selectors
             .iter()
             .map(|s| format!("{}:{}", s.r#type, s.value))
             .collect();
-        Self {
-            entry_id: Some(entry.id.clone()).filter(|id| !id.is_empty()),
-            spiffe_id: entry
-                .spiffe_id
-                .as_ref()
-                .filter(|_| on(|m| m.spiffe_id))
-                .and_then(|id| id_from_proto(Some(id)).ok())
-                .map(|id| id.to_string()),
-            parent_id: entry
-                .parent_id
-                .as_ref()
-                .filter(|_| on(|m| m.parent_id))
-                .and_then(|id| id_from_proto(Some(id)).ok())
-                .map(|id| id.to_string()),
-            selectors: joined(&selectors).filter(|_| on(|m| m.selectors)),
-            x509_svid_ttl: on(|m| m.x509_svid_ttl).then_some(entry.x509_svid_ttl.into()),
-            jwt_svid_ttl: on(|m| m.jwt_svid_ttl).then_some(entry.jwt_svid_ttl.into()),
-            federates_with: joined(&entry.federates_with).filter(|_| on(|m| m.federates_with)),
-            admin: on(|m| m.admin).then_some(entry.admin),
-            downstream: on(|m| m.downstream).then_some(entry.downstream),
-            expires_at: on(|m| m.expires_at).then_some(entry.expires_at),
-            dns_name: joined(&entry.dns_names).filter(|_| on(|m| m.dns_names)),
-            revision_number: on(|m| m.revision_number).then_some(entry.revision_number),
-            store_svid: on(|m| m.store_svid).then_some(entry.store_svid),
-            hint: on(|m| m.hint).then(|| entry.hint.clone()),
-            created_at: on(|m| m.created_at).then_some(entry.created_at),
-            csr: None,
+        fields.string("selectors", &selectors.join(","));
+    }
+    if on(|m| m.x509_svid_ttl) {
+        fields.bare("x509_svid_ttl", entry.x509_svid_ttl);
+    }
+    if on(|m| m.jwt_svid_ttl) {
+        fields.bare("jwt_svid_ttl", entry.jwt_svid_ttl);
+    }
+    if on(|m| m.federates_with) && !entry.federates_with.is_empty() {
+        fields.string("federates_with", &entry.federates_with.join(","));
+    }
+    if on(|m| m.admin) {
+        fields.bare("admin", entry.admin);
+    }
+    if on(|m| m.downstream) {
+        fields.bare("downstream", entry.downstream);
+    }
+    if on(|m| m.expires_at) {
+        fields.bare("expires_at", entry.expires_at);
+    }
+    if on(|m| m.dns_names) && !entry.dns_names.is_empty() {
+        fields.string("dns_name", &entry.dns_names.join(","));
+    }
+    if on(|m| m.revision_number) {
+        fields.bare("revision_number", entry.revision_number);
+    }
+    if on(|m| m.store_svid) {
+        fields.bare("store_svid", entry.store_svid);
+    }
+    if on(|m| m.hint) {
+        fields.string("hint", &entry.hint);
+    }
+    if on(|m| m.created_at) {
+        fields.bare("created_at", entry.created_at);
+    }
+    fields
+}
+
+/// A bundle's fields (those of `mask` only, when there is one), each authority numbered:
+/// `trust_domain_id`, `refresh_hint`, `sequence_number`, `jwt_authority_expires_at.<n>`,
+/// `jwt_authority_key_id.<n>`, `jwt_authority_public_key_sha256.<n>`,
+/// `x509_authorities_asn1_sha256.<n>`, each name after `prefix`.
+pub fn bundle_fields(
+    bundle: &types::Bundle,
+    mask: Option<&types::BundleMask>,
+    prefix: &str,
+) -> Fields {
+    let on = |pick: fn(&types::BundleMask) -> bool| mask.is_none_or(pick);
+    let mut fields = Fields::default();
+    fields.string(&format!("{prefix}trust_domain_id"), &bundle.trust_domain);
+    if on(|m| m.refresh_hint) {
+        fields.bare(&format!("{prefix}refresh_hint"), bundle.refresh_hint);
+    }
+    if on(|m| m.sequence_number) {
+        fields.bare(&format!("{prefix}sequence_number"), bundle.sequence_number);
+    }
+    if on(|m| m.jwt_authorities) {
+        fields.append(&jwt_authority_fields(&bundle.jwt_authorities, prefix));
+    }
+    if on(|m| m.x509_authorities) {
+        fields.append(&x509_authority_fields(&bundle.x509_authorities, prefix));
+    }
+    fields
+}
+
+/// `jwt_authority_expires_at.<n>`, `jwt_authority_key_id.<n>` and
+/// `jwt_authority_public_key_sha256.<n>` for each key, each name after `prefix`.
+pub fn jwt_authority_fields(keys: &[types::JwtKey], prefix: &str) -> Fields {
+    let mut fields = Fields::default();
+    for (i, key) in keys.iter().enumerate() {
+        fields
+            .bare(
+                &format!("{prefix}jwt_authority_expires_at.{i}"),
+                key.expires_at,
+            )
+            .string(&format!("{prefix}jwt_authority_key_id.{i}"), &key.key_id)
+            .string(
+                &format!("{prefix}jwt_authority_public_key_sha256.{i}"),
+                &hash_bytes(&key.public_key),
+            );
+    }
+    fields
+}
+
+/// `x509_authorities_asn1_sha256.<n>` for each certificate, each name after `prefix`.
+pub fn x509_authority_fields(certs: &[types::X509Certificate], prefix: &str) -> Fields {
+    let mut fields = Fields::default();
+    for (i, cert) in certs.iter().enumerate() {
+        fields.string(
+            &format!("{prefix}x509_authorities_asn1_sha256.{i}"),
+            &hash_bytes(&cert.asn1),
+        );
+    }
+    fields
+}
+
+/// A federation relationship's fields (those of `mask` only, when there is one):
+/// `trust_domain_id`, `bundle_endpoint_url`, `bundle_endpoint_profile` (with
+/// `endpoint_spiffe_id` for `https_spiffe`) and the trust domain bundle's fields, `bundle_`
+/// before each name.
+pub fn relationship_fields(
+    relationship: &types::FederationRelationship,
+    mask: Option<&types::FederationRelationshipMask>,
+) -> Fields {
+    use types::federation_relationship::BundleEndpointProfile;
+    let on = |pick: fn(&types::FederationRelationshipMask) -> bool| mask.is_none_or(pick);
+    let mut fields = Fields::default();
+    if !relationship.trust_domain.is_empty() {
+        fields.string("trust_domain_id", &relationship.trust_domain);
+    }
+    if on(|m| m.bundle_endpoint_url) {
+        fields.string("bundle_endpoint_url", &relationship.bundle_endpoint_url);
+    }
+    if on(|m| m.bundle_endpoint_profile) {
+        match &relationship.bundle_endpoint_profile {
+            Some(BundleEndpointProfile::HttpsWeb(_)) => {
+                fields.string("bundle_endpoint_profile", "https_web");
+            }
+            Some(BundleEndpointProfile::HttpsSpiffe(profile)) => {
+                fields
+                    .string("bundle_endpoint_profile", "https_spiffe")
+                    .string("endpoint_spiffe_id", &profile.endpoint_spiffe_id);
+            }
+            None => {}
         }
     }
+    if on(|m| m.trust_domain_bundle)
+        && let Some(bundle) = &relationship.trust_domain_bundle
+    {
+        fields.append(&bundle_fields(bundle, None, "bundle_"));
+    }
+    fields
 }
 
 /// SPIRE's `csr` field: the hex SHA-256 of the bytes, empty for none.
@@ -359,13 +429,74 @@ mod tests {
             hint: true,
             ..types::EntryMask::default()
         };
-        let masked = Fields::of_entry(&entry, Some(&mask));
-        assert_eq!(masked.entry_id.as_deref(), Some("e1"));
-        assert_eq!(masked.hint.as_deref(), Some("h"));
-        assert_eq!(masked.admin, None);
-        assert_eq!(masked.dns_name, None);
-        let all = Fields::of_entry(&entry, None);
-        assert_eq!(all.admin, Some(true));
-        assert_eq!(all.dns_name.as_deref(), Some("a,b"));
+        let masked = entry_fields(&entry, Some(&mask));
+        assert_eq!(masked.get("entry_id"), Some("e1"));
+        assert_eq!(masked.get("hint"), Some("h"));
+        assert_eq!(masked.get("admin"), None);
+        assert_eq!(masked.get("dns_name"), None);
+        let all = entry_fields(&entry, None);
+        assert_eq!(all.get("admin"), Some("true"));
+        assert_eq!(all.get("dns_name"), Some("a,b"));
+    }
+
+    #[test]
+    fn bundle_authorities_are_numbered_and_a_relationship_prefixes_its_bundle() {
+        let bundle = types::Bundle {
+            trust_domain: "other.org".into(),
+            refresh_hint: 300,
+            x509_authorities: vec![
+                types::X509Certificate {
+                    asn1: b"one".to_vec(),
+                    ..Default::default()
+                },
+                types::X509Certificate {
+                    asn1: b"two".to_vec(),
+                    ..Default::default()
+                },
+            ],
+            jwt_authorities: vec![types::JwtKey {
+                key_id: "kid-1".into(),
+                public_key: b"key".to_vec(),
+                expires_at: 1_700_000_000,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let fields = bundle_fields(&bundle, None, "");
+        assert_eq!(fields.get("trust_domain_id"), Some("other.org"));
+        assert_eq!(fields.get("refresh_hint"), Some("300"));
+        assert_eq!(
+            fields.get("x509_authorities_asn1_sha256.1"),
+            Some(hash_bytes(b"two").as_str())
+        );
+        assert_eq!(fields.get("jwt_authority_key_id.0"), Some("kid-1"));
+        assert_eq!(fields.get("jwt_authority_expires_at.0"), Some("1700000000"));
+        let only_hint = types::BundleMask {
+            refresh_hint: true,
+            ..Default::default()
+        };
+        let masked = bundle_fields(&bundle, Some(&only_hint), "");
+        assert_eq!(masked.get("x509_authorities_asn1_sha256.0"), None);
+
+        let relationship = types::FederationRelationship {
+            trust_domain: "other.org".into(),
+            bundle_endpoint_url: "https://other.org:8443".into(),
+            bundle_endpoint_profile: Some(
+                types::federation_relationship::BundleEndpointProfile::HttpsSpiffe(
+                    types::HttpsspiffeProfile {
+                        endpoint_spiffe_id: "spiffe://other.org/spire/server".into(),
+                    },
+                ),
+            ),
+            trust_domain_bundle: Some(bundle),
+        };
+        let fields = relationship_fields(&relationship, None);
+        assert_eq!(fields.get("bundle_endpoint_profile"), Some("https_spiffe"));
+        assert_eq!(
+            fields.get("endpoint_spiffe_id"),
+            Some("spiffe://other.org/spire/server")
+        );
+        assert_eq!(fields.get("bundle_trust_domain_id"), Some("other.org"));
+        assert_eq!(fields.get("bundle_jwt_authority_key_id.0"), Some("kid-1"));
     }
 }

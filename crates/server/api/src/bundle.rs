@@ -21,6 +21,9 @@ use spire_svid::Bundle;
 use tonic::{Code, Request, Response, Status};
 
 use crate::ApiContext;
+use crate::audit::{
+    Audit, Fields as AuditFields, bundle_fields, jwt_authority_fields, x509_authority_fields,
+};
 use crate::convert::{
     Error as ConvertError, apply_bundle_mask, bundle_from_proto, bundle_to_proto,
     jwt_authorities_from_proto, x509_authorities_from_proto,
@@ -275,6 +278,11 @@ impl BundleApi for BundleService {
         &self,
         request: Request<AppendBundleRequest>,
     ) -> Result<Response<types::Bundle>, Status> {
+        Audit::add(&request, |f| {
+            let request = request.get_ref();
+            f.append(&jwt_authority_fields(&request.jwt_authorities, ""))
+                .append(&x509_authority_fields(&request.x509_authorities, ""));
+        });
         let request = request.into_inner();
         if request.jwt_authorities.is_empty() && request.x509_authorities.is_empty() {
             return Err(make_err(
@@ -347,6 +355,9 @@ impl BundleApi for BundleService {
         &self,
         request: Request<GetFederatedBundleRequest>,
     ) -> Result<Response<types::Bundle>, Status> {
+        Audit::add(&request, |f| {
+            f.string("trust_domain_id", &request.get_ref().trust_domain);
+        });
         let request = request.into_inner();
         let td = TrustDomain::parse(&request.trust_domain).map_err(|e| {
             make_err(
@@ -373,10 +384,15 @@ impl BundleApi for BundleService {
         &self,
         request: Request<BatchCreateFederatedBundleRequest>,
     ) -> Result<Response<BatchCreateFederatedBundleResponse>, Status> {
+        let audit = Audit::batch(&request);
         let request = request.into_inner();
         let mut results = Vec::with_capacity(request.bundle.len());
         for b in &request.bundle {
-            results.push(self.create_one(b, request.output_mask.as_ref()).await);
+            let result = self.create_one(b, request.output_mask.as_ref()).await;
+            if let Some(audit) = &audit {
+                audit.item(result.status.as_ref(), &bundle_fields(b, None, ""));
+            }
+            results.push(result);
         }
         self.config.feed.notify();
         Ok(Response::new(BatchCreateFederatedBundleResponse {
@@ -388,11 +404,16 @@ impl BundleApi for BundleService {
         &self,
         request: Request<BatchUpdateFederatedBundleRequest>,
     ) -> Result<Response<BatchUpdateFederatedBundleResponse>, Status> {
+        let audit = Audit::batch(&request);
         let request = request.into_inner();
         let mut results = Vec::with_capacity(request.bundle.len());
         for b in &request.bundle {
             let (input, output) = (request.input_mask.as_ref(), request.output_mask.as_ref());
-            results.push(self.update_one(b, input, output).await);
+            let result = self.update_one(b, input, output).await;
+            if let Some(audit) = &audit {
+                audit.item(result.status.as_ref(), &bundle_fields(b, input, ""));
+            }
+            results.push(result);
         }
         self.config.feed.notify();
         Ok(Response::new(BatchUpdateFederatedBundleResponse {
@@ -404,10 +425,15 @@ impl BundleApi for BundleService {
         &self,
         request: Request<BatchSetFederatedBundleRequest>,
     ) -> Result<Response<BatchSetFederatedBundleResponse>, Status> {
+        let audit = Audit::batch(&request);
         let request = request.into_inner();
         let mut results = Vec::with_capacity(request.bundle.len());
         for b in &request.bundle {
-            results.push(self.set_one(b, request.output_mask.as_ref()).await);
+            let result = self.set_one(b, request.output_mask.as_ref()).await;
+            if let Some(audit) = &audit {
+                audit.item(result.status.as_ref(), &bundle_fields(b, None, ""));
+            }
+            results.push(result);
         }
         self.config.feed.notify();
         Ok(Response::new(BatchSetFederatedBundleResponse { results }))
@@ -417,6 +443,7 @@ impl BundleApi for BundleService {
         &self,
         request: Request<BatchDeleteFederatedBundleRequest>,
     ) -> Result<Response<BatchDeleteFederatedBundleResponse>, Status> {
+        let audit = Audit::batch(&request);
         let request = request.into_inner();
         let mode = match Mode::try_from(request.mode) {
             Ok(Mode::Restrict) => BundleDeleteMode::Restrict,
@@ -432,7 +459,13 @@ impl BundleApi for BundleService {
         };
         let mut results = Vec::with_capacity(request.trust_domains.len());
         for name in request.trust_domains {
-            results.push(self.delete_one(name, mode).await);
+            let mut fields = AuditFields::default();
+            fields.string("trust_domain_id", &name);
+            let result = self.delete_one(name, mode).await;
+            if let Some(audit) = &audit {
+                audit.item(result.status.as_ref(), &fields);
+            }
+            results.push(result);
         }
         self.config.feed.notify();
         Ok(Response::new(BatchDeleteFederatedBundleResponse {

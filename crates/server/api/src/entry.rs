@@ -27,7 +27,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status, Streaming};
 
 use crate::ApiContext;
-use crate::audit::{Audit, Fields as AuditFields};
+use crate::audit::{Audit, Fields as AuditFields, entry_fields};
 use crate::convert::entry_from_proto;
 use crate::status::{ds_code, internal, make_err, make_status, ok, plain_status};
 
@@ -138,7 +138,7 @@ impl Entry for EntryService {
         request: Request<GetEntryRequest>,
     ) -> Result<Response<types::Entry>, Status> {
         Audit::add(&request, |f| {
-            f.entry_id = Some(request.get_ref().id.clone())
+            f.string("entry_id", &request.get_ref().id);
         });
         let request = request.into_inner();
         if request.id.is_empty() {
@@ -192,7 +192,7 @@ impl Entry for EntryService {
         if let Some(audit) = audit {
             for (proto, result) in request.entries.iter().zip(&results) {
                 // The request's entry, as SPIRE records it: an assigned ID is not in it.
-                audit.item(result.status.as_ref(), &AuditFields::of_entry(proto, None));
+                audit.item(result.status.as_ref(), &entry_fields(proto, None));
             }
         }
         Ok(Response::new(BatchCreateEntryResponse { results }))
@@ -244,10 +244,7 @@ impl Entry for EntryService {
         let results: Vec<UpdateResult> = results.into_iter().flatten().collect();
         if let Some(audit) = audit {
             for (proto, result) in request.entries.iter().zip(&results) {
-                audit.item(
-                    result.status.as_ref(),
-                    &AuditFields::of_entry(proto, input_mask),
-                );
+                audit.item(result.status.as_ref(), &entry_fields(proto, input_mask));
             }
         }
         Ok(Response::new(BatchUpdateEntryResponse { results }))
@@ -296,10 +293,8 @@ impl Entry for EntryService {
             .collect::<Vec<DeleteResult>>();
         if let Some(audit) = audit {
             for result in &results {
-                let fields = AuditFields {
-                    entry_id: Some(result.id.clone()),
-                    ..AuditFields::default()
-                };
+                let mut fields = AuditFields::default();
+                fields.string("entry_id", &result.id);
                 audit.item(result.status.as_ref(), &fields);
             }
         }

@@ -278,17 +278,18 @@ impl Svid for SvidService {
         if let Some(audit) = audit {
             for (params, result) in params.iter().zip(&results) {
                 let svid = result.svid.as_ref();
-                let fields = AuditFields {
-                    csr: Some(hash_bytes(&params.csr)),
-                    entry_id: Some(params.entry_id.clone()),
-                    spiffe_id: Some(
-                        svid.and_then(|s| id_from_proto(s.id.as_ref()).ok())
-                            .map(|id| id.to_string())
-                            .unwrap_or_default(),
-                    ),
-                    expires_at: svid.map(|s| s.expires_at),
-                    ..AuditFields::default()
-                };
+                let spiffe_id = svid
+                    .and_then(|s| id_from_proto(s.id.as_ref()).ok())
+                    .map(|id| id.to_string())
+                    .unwrap_or_default();
+                let mut fields = AuditFields::default();
+                fields
+                    .string("csr", &hash_bytes(&params.csr))
+                    .string("entry_id", &params.entry_id)
+                    .string("spiffe_id", &spiffe_id);
+                if let Some(svid) = svid {
+                    fields.bare("expires_at", svid.expires_at);
+                }
                 audit.item(result.status.as_ref(), &fields);
             }
         }

@@ -30,6 +30,7 @@ use spire_server_datastore::{
 use tonic::{Code, Request, Response, Status};
 
 use crate::ApiContext;
+use crate::audit::{Audit, Fields as AuditFields, relationship_fields};
 use crate::convert::{ALL_RELATIONSHIP_FIELDS, relationship_from_proto, relationship_to_proto};
 use crate::status::{internal, make_err, make_status, ok};
 
@@ -334,6 +335,9 @@ impl TrustDomainApi for TrustDomainService {
         &self,
         request: Request<GetFederationRelationshipRequest>,
     ) -> Result<Response<types::FederationRelationship>, Status> {
+        Audit::add(&request, |f| {
+            f.string("trust_domain_id", &request.get_ref().trust_domain);
+        });
         let request = request.into_inner();
         let td = parse_trust_domain(&request.trust_domain)?;
         match self.ds().fetch_federation_relationship(&td).await {
@@ -354,11 +358,16 @@ impl TrustDomainApi for TrustDomainService {
         &self,
         request: Request<BatchCreateFederationRelationshipRequest>,
     ) -> Result<Response<BatchCreateFederationRelationshipResponse>, Status> {
+        let audit = Audit::batch(&request);
         let request = request.into_inner();
         let mask = request.output_mask.as_ref();
         let mut results = Vec::with_capacity(request.federation_relationships.len());
         for f in &request.federation_relationships {
-            results.push(self.create_one(f, mask).await);
+            let result = self.create_one(f, mask).await;
+            if let Some(audit) = &audit {
+                audit.item(result.status.as_ref(), &relationship_fields(f, None));
+            }
+            results.push(result);
         }
         self.changed(results.iter().any(|r| is_ok(r.status.as_ref())));
         Ok(Response::new(BatchCreateFederationRelationshipResponse {
@@ -370,12 +379,20 @@ impl TrustDomainApi for TrustDomainService {
         &self,
         request: Request<BatchUpdateFederationRelationshipRequest>,
     ) -> Result<Response<BatchUpdateFederationRelationshipResponse>, Status> {
+        let audit = Audit::batch(&request);
         let request = request.into_inner();
         let input_mask = request.input_mask.unwrap_or(ALL_RELATIONSHIP_FIELDS);
         let output_mask = request.output_mask.as_ref();
         let mut results = Vec::with_capacity(request.federation_relationships.len());
         for f in &request.federation_relationships {
-            results.push(self.update_one(f, &input_mask, output_mask).await);
+            let result = self.update_one(f, &input_mask, output_mask).await;
+            if let Some(audit) = &audit {
+                audit.item(
+                    result.status.as_ref(),
+                    &relationship_fields(f, Some(&input_mask)),
+                );
+            }
+            results.push(result);
         }
         self.changed(results.iter().any(|r| is_ok(r.status.as_ref())));
         Ok(Response::new(BatchUpdateFederationRelationshipResponse {
@@ -387,10 +404,17 @@ impl TrustDomainApi for TrustDomainService {
         &self,
         request: Request<BatchDeleteFederationRelationshipRequest>,
     ) -> Result<Response<BatchDeleteFederationRelationshipResponse>, Status> {
+        let audit = Audit::batch(&request);
         let request = request.into_inner();
         let mut results = Vec::with_capacity(request.trust_domains.len());
         for name in request.trust_domains {
-            results.push(self.delete_one(name).await);
+            let mut fields = AuditFields::default();
+            fields.string("trust_domain_id", &name);
+            let result = self.delete_one(name).await;
+            if let Some(audit) = &audit {
+                audit.item(result.status.as_ref(), &fields);
+            }
+            results.push(result);
         }
         self.changed(results.iter().any(|r| is_ok(r.status.as_ref())));
         Ok(Response::new(BatchDeleteFederationRelationshipResponse {
@@ -402,7 +426,11 @@ impl TrustDomainApi for TrustDomainService {
         &self,
         request: Request<RefreshBundleRequest>,
     ) -> Result<Response<()>, Status> {
-        let td = parse_trust_domain(&request.into_inner().trust_domain)?;
+        let td = parse_trust_domain(&request.get_ref().trust_domain)?;
+        // As SPIRE: a refresh records its trust domain once it parsed.
+        Audit::add(&request, |f| {
+            f.string("trust_domain_id", &request.get_ref().trust_domain);
+        });
         let refreshed = match &self.config.refresher {
             Some(refresher) => refresher
                 .refresh_bundle(&td)

@@ -230,6 +230,12 @@ impl Visit for FieldText<'_> {
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == spire_cli::RUNTIME_FIELDS {
+            for (key, value) in spire_cli::RuntimeFields::pairs(value) {
+                self.0.insert(key.to_owned(), value.to_owned());
+            }
+            return;
+        }
         self.0.insert(field.name().to_owned(), value.to_owned());
     }
 }

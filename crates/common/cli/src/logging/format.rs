@@ -67,10 +67,19 @@ struct Fields {
 
 #[derive(Clone, Debug)]
 struct Entry {
-    key: &'static str,
+    key: Key,
     /// Written bare in JSON (numbers, booleans), or as a string.
     bare: bool,
     value: Range<usize>,
+    /// The value in text lines when it differs from the JSON one.
+    text: Option<Range<usize>>,
+}
+
+/// A field's name: a tracing field's, or one named at run time (in `Fields::text`).
+#[derive(Clone, Debug)]
+enum Key {
+    Static(&'static str),
+    Text(Range<usize>),
 }
 
 /// Records fields into [`Fields`]; `message` is the line's `msg` for events.
@@ -159,22 +168,10 @@ impl Logrus {
         let message = fields.message.clone().unwrap_or(0..0);
         let level = level_name(*meta.level());
         if self.format == LogFormat::Json {
-            fields.entries.push(Entry {
-                key: "time",
-                bare: false,
-                value: time,
-            });
-            fields.entries.push(Entry {
-                key: "msg",
-                bare: false,
-                value: message,
-            });
+            fields.push_entry("time", false, time);
+            fields.push_entry("msg", false, message);
             let level = fields.push_text(|t| t.write_str(level));
-            fields.entries.push(Entry {
-                key: "level",
-                bare: false,
-                value: level,
-            });
+            fields.push_entry("level", false, level);
             fields.sort_and_dedup();
             write_json(out, fields)
         } else {
@@ -189,9 +186,10 @@ impl Logrus {
             }
             for entry in &fields.entries {
                 out.write_char(' ')?;
-                out.write_str(entry.key)?;
+                out.write_str(fields.key(entry))?;
                 out.write_char('=')?;
-                write_text_value(out, &fields.text[entry.value.clone()])?;
+                let value = entry.text.as_ref().unwrap_or(&entry.value);
+                write_text_value(out, &fields.text[value.clone()])?;
             }
             out.write_char('\n')
         }
@@ -299,39 +297,83 @@ impl Fields {
         write: impl FnOnce(&mut String) -> fmt::Result,
     ) {
         let value = self.push_text(write);
-        self.entries.push(Entry { key, bare, value });
+        self.push_entry(key, bare, value);
+    }
+
+    fn push_entry(&mut self, key: &'static str, bare: bool, value: Range<usize>) {
+        self.entries.push(Entry {
+            key: Key::Static(key),
+            bare,
+            value,
+            text: None,
+        });
+    }
+
+    /// Spreads a [`super::RuntimeFields`] into fields of their own.
+    fn push_runtime(&mut self, encoded: &str) {
+        let range = self.push_text(|t| t.write_str(encoded));
+        let base = self.text.as_ptr() as usize;
+        // Each decoded part borrows `text`; its position there is its range.
+        let at = |part: &str| {
+            let from = part.as_ptr() as usize - base;
+            from..from + part.len()
+        };
+        let decoded: Vec<Entry> = super::runtime::decode(&self.text[range])
+            .map(|field| Entry {
+                key: Key::Text(at(field.key)),
+                bare: field.bare,
+                value: at(field.json),
+                text: field.text.map(at),
+            })
+            .collect();
+        self.entries.extend(decoded);
+    }
+
+    fn key<'a>(&'a self, entry: &'a Entry) -> &'a str {
+        match &entry.key {
+            Key::Static(key) => key,
+            Key::Text(range) => &self.text[range.clone()],
+        }
     }
 
     /// Appends a span's fields.
     fn extend_from(&mut self, other: &Self) {
         let offset = self.text.len();
+        let shift = |r: &Range<usize>| r.start + offset..r.end + offset;
         self.text.push_str(&other.text);
         self.entries.extend(other.entries.iter().map(|e| Entry {
-            key: e.key,
+            key: match &e.key {
+                Key::Static(key) => Key::Static(key),
+                Key::Text(range) => Key::Text(shift(range)),
+            },
             bare: e.bare,
-            value: e.value.start + offset..e.value.end + offset,
+            value: shift(&e.value),
+            text: e.text.as_ref().map(shift),
         }));
     }
 
     /// logrus keeps `time`, `msg` and `level` for itself: fields with those names are renamed.
     fn rename_clashes(&mut self) {
-        for entry in &mut self.entries {
-            entry.key = match entry.key {
+        for i in 0..self.entries.len() {
+            let renamed = match self.key(&self.entries[i]) {
                 "time" => "fields.time",
                 "msg" => "fields.msg",
                 "level" => "fields.level",
-                key => key,
+                _ => continue,
             };
+            self.entries[i].key = Key::Static(renamed);
         }
     }
 
     /// Sorts by key (bytewise, as Go sorts strings); of equal keys the last set wins.
     fn sort_and_dedup(&mut self) {
-        self.entries.sort_by(|a, b| a.key.cmp(b.key));
+        let mut entries = std::mem::take(&mut self.entries);
+        entries.sort_by(|a, b| self.key(a).cmp(self.key(b)));
         // `dedup_by` keeps the first of a run; reversing twice keeps the last.
-        self.entries.reverse();
-        self.entries.dedup_by(|a, b| a.key == b.key);
-        self.entries.reverse();
+        entries.reverse();
+        entries.dedup_by(|a, b| self.key(a) == self.key(b));
+        entries.reverse();
+        self.entries = entries;
     }
 }
 
@@ -363,6 +405,10 @@ impl Visit for Collector<'_> {
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == super::RUNTIME_FIELDS {
+            self.fields.push_runtime(value);
+            return;
+        }
         self.record(field, false, |t| t.write_str(value));
     }
 
@@ -426,7 +472,7 @@ fn write_json(out: &mut impl fmt::Write, fields: &Fields) -> fmt::Result {
         if i > 0 {
             out.write_char(',')?;
         }
-        write_json_string(out, entry.key)?;
+        write_json_string(out, fields.key(entry))?;
         out.write_char(':')?;
         let value = &fields.text[entry.value.clone()];
         if entry.bare {

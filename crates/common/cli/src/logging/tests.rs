@@ -421,3 +421,47 @@ fn a_reopened_file_takes_later_lines_and_a_failed_reopen_keeps_the_old_one() {
     assert_eq!(read("spire.log.1"), "one\ntwo\n");
     assert_eq!(read("spire.log.2"), "three\nfour\n");
 }
+
+/// Fields named at run time sort among the others; a dual value is a number in JSON and its
+/// name in text, as logrus prints a Go `codes.Code`.
+#[test]
+fn runtime_fields_are_fields_of_their_own() {
+    let log = || {
+        let mut fields = RuntimeFields::default();
+        fields
+            .dual("status_code", 3, "InvalidArgument")
+            .string("x509_authorities_asn1_sha256.0", "ab")
+            .bare("refresh_hint", 300);
+        tracing::info!(
+            runtime_fields = fields.as_str(),
+            type_ = "audit",
+            "API accessed"
+        );
+    };
+    let json = capture(LogFormat::Json, false, |_| log());
+    let ours: Value = serde_json::from_str(one_line(&json)).unwrap();
+    let time = ours["time"].as_str().unwrap().to_owned();
+    assert_eq!(
+        ours,
+        json!({
+            "level": "info", "msg": "API accessed", "refresh_hint": 300, "status_code": 3,
+            "time": time, "type_": "audit", "x509_authorities_asn1_sha256.0": "ab",
+        })
+    );
+    let text = capture(LogFormat::Text, false, |_| log());
+    let pairs = parse_logfmt(one_line(&text));
+    let keys: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "time",
+            "level",
+            "msg",
+            "refresh_hint",
+            "status_code",
+            "type_",
+            "x509_authorities_asn1_sha256.0"
+        ]
+    );
+    assert_eq!(pairs[4].1, "InvalidArgument");
+}
