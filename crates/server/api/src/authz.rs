@@ -355,6 +355,29 @@ fn response_status(headers: &http::HeaderMap) -> (Code, String) {
     (Code::from_bytes(code.as_bytes()), message)
 }
 
+/// tonic refuses a request over the receive limit with `OutOfRange "Error, decoded message
+/// length too large: found N bytes, the limit is: M bytes"`; SPIRE (grpc-go) answers
+/// `ResourceExhausted "grpc: received message larger than max (N vs. M)"`. Rewrites the
+/// former into the latter; any other response is returned as is.
+fn oversized_as_grpc_go(response: http::Response<Body>) -> http::Response<Body> {
+    const TONIC: &str = "Error, decoded message length too large: found ";
+    let (code, message) = response_status(response.headers());
+    let sizes = message
+        .strip_prefix(TONIC)
+        .and_then(|rest| rest.strip_suffix(" bytes"))
+        .and_then(|rest| rest.split_once(" bytes, the limit is: "));
+    match (code, sizes) {
+        (Code::OutOfRange, Some((found, limit))) => {
+            let status = Status::resource_exhausted(format!(
+                "grpc: received message larger than max ({found} vs. {limit})"
+            ));
+            let (parts, ()) = status.into_http::<()>().into_parts();
+            http::Response::from_parts(parts, Body::default())
+        }
+        _ => response,
+    }
+}
+
 // === impl Authorized ===
 
 impl<S> Authorized<S> {
@@ -398,10 +421,10 @@ where
                 Ok(authorized) => {
                     request.extensions_mut().insert(authorized);
                     let Some(audit) = audit else {
-                        return inner.call(request).await;
+                        return inner.call(request).await.map(oversized_as_grpc_go);
                     };
                     request.extensions_mut().insert(audit.clone());
-                    let response = inner.call(request).await?;
+                    let response = oversized_as_grpc_go(inner.call(request).await?);
                     let (code, message) = response_status(response.headers());
                     audit.finish(code, &message);
                     Ok(response)
