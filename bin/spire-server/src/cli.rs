@@ -64,7 +64,7 @@ impl Cli {
     pub(crate) async fn run(self) -> anyhow::Result<()> {
         match self.command {
             Command::Run(args) => run::run(args).await,
-            Command::Validate(args) => run::validate(args),
+            Command::Validate(args) => run::validate(args).await,
             client => {
                 let (mut out, mut err, mut stdin) =
                     (std::io::stdout(), std::io::stderr(), std::io::stdin());

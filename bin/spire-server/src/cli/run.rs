@@ -82,6 +82,26 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(crate) fn validate(args: RunArgs) -> anyhow::Result<()> {
-    spire_cli::report_validation("server", args.load())
+/// Checks the configuration, then looks at the datastore without writing to it: a SPIRE
+/// database `run` would take over is announced (what it would copy), one `run` would refuse
+/// fails validation. Otherwise the output is SPIRE's, unchanged; a database that cannot be
+/// reached (PostgreSQL down) is not validate's concern, as in SPIRE.
+pub(crate) async fn validate(args: RunArgs) -> anyhow::Result<()> {
+    use spire_server_datastore_sql::{Error, SchemaPlan, SqlStore};
+    use std::io::Write as _;
+    let config = match args.load() {
+        Ok(config) => config,
+        Err(e) => return spire_cli::report_validation("server", Err::<(), _>(e)),
+    };
+    spire_cli::report_validation("server", Ok::<_, String>(()))?;
+    match SqlStore::inspect(&config.plugins.datastore).await {
+        Ok(plan @ SchemaPlan::TakeOver(_)) => {
+            writeln!(std::io::stdout().lock(), "Datastore: run would {plan}.")?;
+        }
+        Err(e @ (Error::NotSpire(_) | Error::SpireSchema(_))) => {
+            return Err(anyhow::anyhow!("Datastore: {e}"));
+        }
+        _ => {}
+    }
+    Ok(())
 }
