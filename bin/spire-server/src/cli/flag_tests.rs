@@ -372,3 +372,50 @@ fn other_commands() {
     }
     assert!(parse(&["entry", "show", "-output", "yaml"]).is_err());
 }
+
+#[test]
+fn localauthority_and_upstreamauthority_flags() {
+    use super::localauthority::{LocalAuthorityCommand, UpstreamAuthorityCommand, Verb};
+    match parse(&[
+        "localauthority",
+        "x509",
+        "taint",
+        "-authorityID",
+        "abc",
+        "-socketPath",
+        "/s",
+        "-output",
+        "json",
+    ])
+    .unwrap()
+    {
+        Command::LocalAuthority(LocalAuthorityCommand::X509(Verb::Taint(a))) => {
+            assert_eq!(a.authority_id, "abc");
+            assert_eq!(a.socket.socket_path, "/s");
+            assert_eq!(a.output.output, OutputFormat::Json);
+        }
+        other => panic!("{other:?}"),
+    }
+    for verb in ["activate", "revoke"] {
+        assert!(matches!(
+            parse(&["localauthority", "jwt", verb, "-authorityID=k"]).unwrap(),
+            Command::LocalAuthority(LocalAuthorityCommand::Jwt(
+                Verb::Activate(_) | Verb::Revoke(_)
+            ))
+        ));
+    }
+    match parse(&["localauthority", "jwt", "show"]).unwrap() {
+        Command::LocalAuthority(LocalAuthorityCommand::Jwt(Verb::Show(a))) => {
+            assert_eq!(a.socket.socket_path, DEFAULT_SOCKET_PATH);
+            assert_eq!(a.output.output, OutputFormat::Pretty);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(parse(&["localauthority", "x509", "prepare", "-authorityID", "x"]).is_err());
+    match parse(&["upstreamauthority", "revoke", "-subjectKeyID", "AB"]).unwrap() {
+        Command::UpstreamAuthority(UpstreamAuthorityCommand::Revoke(a)) => {
+            assert_eq!(a.subject_key_id, "AB");
+        }
+        other => panic!("{other:?}"),
+    }
+}
