@@ -9,6 +9,7 @@ mod federation;
 mod flag_tests;
 mod healthcheck;
 mod jwt;
+mod localauthority;
 mod logger;
 mod run;
 mod token;
@@ -58,6 +59,12 @@ enum Command {
     /// Read or change the running server's log level.
     #[command(subcommand)]
     Logger(logger::LoggerCommand),
+    /// Manage the local X.509 and JWT authorities (prepare, activate, taint, revoke).
+    #[command(subcommand, name = "localauthority")]
+    LocalAuthority(localauthority::LocalAuthorityCommand),
+    /// Taint or revoke an X.509 upstream authority.
+    #[command(subcommand, name = "upstreamauthority")]
+    UpstreamAuthority(localauthority::UpstreamAuthorityCommand),
 }
 
 impl Cli {
@@ -91,6 +98,8 @@ async fn run_client(command: Command, io: &mut common::Io<'_>) -> anyhow::Result
         Command::Agent(c) => agent::run(c, io).await,
         Command::Federation(c) => federation::run(c, io).await,
         Command::Logger(c) => logger::run(c, io).await,
+        Command::LocalAuthority(c) => localauthority::run(c, io).await,
+        Command::UpstreamAuthority(c) => localauthority::run_upstream(c, io).await,
         Command::Run(_) | Command::Validate(_) => {
             unreachable!("server-side commands are dispatched by Cli::run")
         }
