@@ -194,6 +194,27 @@ impl JwtSvidCache {
         self.len() == 0
     }
 
+    /// Drops every cached token whose `kid` is in `tainted` (signed by a tainted JWT key), so
+    /// the next fetch mints a new one; returns how many were dropped.
+    pub fn drop_tainted(&self, tainted: &std::collections::HashSet<String>) -> usize {
+        if tainted.is_empty() {
+            return 0;
+        }
+        let mut lru = self.lock();
+        let doomed: Vec<JwtSvidKey> = lru
+            .slots
+            .iter()
+            .filter(|(_, (svid, _))| token_kid(&svid.token).is_some_and(|k| tainted.contains(&k)))
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in &doomed {
+            if let Some((_, used)) = lru.slots.remove(key) {
+                lru.by_use.remove(&used);
+            }
+        }
+        doomed.len()
+    }
+
     /// The cached token of `key`, if any, whatever its age (counts as a use).
     pub fn get(&self, key: &JwtSvidKey) -> Option<Arc<JwtSvid>> {
         self.lock().get(key)
@@ -241,6 +262,44 @@ impl JwtSvidSource for JwtSvidCache {
             },
         }
     }
+}
+
+/// The `kid` of a compact JWS header, if it has one.
+fn token_kid(token: &str) -> Option<String> {
+    let header = token.split('.').next()?;
+    let json = base64url_decode(header)?;
+    let text = std::str::from_utf8(&json).ok()?;
+    // The header is small and ours: find `"kid":"…"` without a JSON dependency.
+    let rest = &text[text.find("\"kid\"")? + 5..];
+    let rest = rest
+        .trim_start()
+        .strip_prefix(':')?
+        .trim_start()
+        .strip_prefix('"')?;
+    Some(rest[..rest.find('"')?].to_owned())
+}
+
+fn base64url_decode(input: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(input.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in input.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            b'=' => continue,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push(u8::try_from((acc >> bits) & 0xff).ok()?);
+        }
+    }
+    Some(out)
 }
 
 // === impl Lru ===

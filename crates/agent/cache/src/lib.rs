@@ -25,6 +25,7 @@ use tokio::sync::{Notify, watch};
 pub mod jwt;
 mod rotation;
 mod state;
+pub mod taint;
 mod update;
 
 pub use jwt::{
@@ -194,11 +195,21 @@ impl Cache {
         self.inner.lock().federated_trust_domains()
     }
 
-    /// Replaces the bundles; subscribers see the change if it concerns them.
+    /// Replaces the bundles; subscribers see the change if it concerns them. SVIDs signed by
+    /// an X.509 authority the own bundle marks tainted become due at once (and the minting
+    /// loop is woken).
     pub fn update_bundles(&self, own: Bundle, federated: BTreeMap<TrustDomain, Bundle>) {
         let mut state = self.inner.lock();
         if let Some(bundles) = state.update_bundles(own, federated) {
             self.inner.bundles.send_replace(bundles);
+            let marked = state.rotate_tainted();
+            if marked > 0 {
+                tracing::info!(
+                    count = marked,
+                    "X.509 SVIDs signed by a tainted authority are due for rotation"
+                );
+                self.inner.work.notify_one();
+            }
         }
     }
 

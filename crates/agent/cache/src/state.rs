@@ -231,6 +231,26 @@ impl State {
     }
 
     /// The entries to mint now (see [`crate::Cache::svids_to_mint`]).
+    /// Makes every held SVID that a tainted X.509 authority of the own bundle signed due at
+    /// once (SPIRE's forced rotation after `localauthority x509 taint`); returns how many.
+    pub(crate) fn rotate_tainted(&mut self) -> usize {
+        let tainted = crate::taint::TaintedAuthorities::of(&self.bundles.own);
+        if tainted.is_empty() {
+            return 0;
+        }
+        let mut marked = 0;
+        for slot in self.slots.values_mut() {
+            if let Some(held) = &mut slot.svid
+                && held.rotate_at > SystemTime::UNIX_EPOCH
+                && tainted.signed(&held.svid.chain)
+            {
+                held.rotate_at = SystemTime::UNIX_EPOCH;
+                marked += 1;
+            }
+        }
+        marked
+    }
+
     pub(crate) fn svids_to_mint(&mut self, now: SystemTime) -> Vec<Arc<Entry>> {
         let due_ids: Vec<String> = {
             let subscribed = self.subscribed_ids();

@@ -589,3 +589,42 @@ async fn large_changes_rebuild_every_group_without_spurious_updates() {
     assert!(!has_update(&mut quiet).await);
     assert_eq!(ids(&touched.next().await.unwrap().identities), ["e050"]);
 }
+
+#[tokio::test]
+async fn svids_signed_by_a_tainted_root_are_due_at_once() {
+    let cache = cache(10);
+    cache.update_entries(vec![entry("a", &["u:1"]), entry("b", &["u:1"])]);
+    let _ = cache.svids_to_mint(t0());
+    let mut signed_by_old = svid("a");
+    signed_by_old.chain.push(b"old-root".to_vec());
+    let mut signed_by_new = svid("b");
+    signed_by_new.chain.push(b"new-root".to_vec());
+    cache.store_svids(vec![
+        ("a".to_owned(), signed_by_old),
+        ("b".to_owned(), signed_by_new),
+    ]);
+    assert!(cache.svids_to_mint(t0()).is_empty());
+
+    let mut bundle = Bundle::new(td("example.org"));
+    bundle.x509_authorities = vec![
+        spire_svid::X509Authority {
+            asn1: b"old-root".to_vec(),
+            tainted: false,
+        },
+        spire_svid::X509Authority {
+            asn1: b"new-root".to_vec(),
+            tainted: false,
+        },
+    ];
+    cache.update_bundles(bundle.clone(), BTreeMap::new());
+    assert!(cache.svids_to_mint(t0()).is_empty(), "nothing tainted yet");
+
+    bundle.x509_authorities[0].tainted = true;
+    cache.update_bundles(bundle, BTreeMap::new());
+    // The minting loop is woken, and only the SVID the tainted root signed is due.
+    tokio::time::timeout(Duration::from_secs(5), cache.work_available())
+        .await
+        .unwrap();
+    assert_eq!(minted(&cache.svids_to_mint(t0())), ["a"]);
+    assert_eq!(cache.next_rotation(), Some(SystemTime::UNIX_EPOCH));
+}

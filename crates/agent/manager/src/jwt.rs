@@ -36,11 +36,29 @@ impl ServerMinter {
         let minter = Arc::new(Self {
             shared: Arc::clone(shared),
         });
-        Arc::new(JwtSvidCache::new(
+        let cache = Arc::new(JwtSvidCache::new(
             shared.config.jwt_svid_cache_max_size,
             minter,
             shared.config.clock.clone(),
-        ))
+        ));
+        // Tokens signed by a JWT key the bundle marks tainted are dropped as soon as the
+        // bundle says so; the task ends with the cache's bundle channel.
+        let mut bundles = shared.cache.bundles();
+        let weak = Arc::downgrade(&cache);
+        tokio::spawn(async move {
+            while bundles.changed().await.is_ok() {
+                let Some(cache) = weak.upgrade() else { return };
+                let tainted = spire_agent_cache::taint::tainted_jwt_key_ids(&bundles.borrow().own);
+                let dropped = cache.drop_tainted(&tainted);
+                if dropped > 0 {
+                    tracing::info!(
+                        count = dropped,
+                        "JWT-SVIDs signed by a tainted authority dropped"
+                    );
+                }
+            }
+        });
+        cache
     }
 }
 

@@ -332,11 +332,19 @@ fn issued(chain: Vec<Vec<u8>>, key: &Key) -> Result<IssuedSvid> {
 /// is handled like any other: re-attest, or stop).
 pub(crate) async fn rotation_loop(shared: Arc<Shared>) -> Result<()> {
     let stop = &shared.stop;
+    let mut bundles = shared.cache.bundles();
     loop {
-        if sleep_or_stop(stop, ROTATION_CHECK).await {
-            return Ok(());
+        tokio::select! {
+            // The periodic check.
+            stopped = sleep_or_stop(stop, ROTATION_CHECK) => if stopped {
+                return Ok(());
+            },
+            // A new bundle may taint the authority that signed our SVID: check at once.
+            Ok(()) = bundles.changed() => {}
         }
-        if shared.now() < shared.identity().rotate_at {
+        let tainted =
+            spire_agent_cache::taint::TaintedAuthorities::of(&shared.cache.bundles().borrow().own);
+        if shared.now() < shared.identity().rotate_at && !tainted.signed(&shared.identity().chain) {
             continue;
         }
         if let Err(e) = shared.rotate().await {

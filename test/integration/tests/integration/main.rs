@@ -10,6 +10,7 @@ mod entries;
 mod federation;
 mod grpcio;
 mod jwt;
+mod localauthority;
 mod postgres;
 mod resilience;
 mod rotation;

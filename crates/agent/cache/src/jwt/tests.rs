@@ -241,3 +241,12 @@ fn expiry_and_half_life_boundaries() {
         "the token stays out of Debug"
     );
 }
+
+#[test]
+fn the_kid_of_a_token_header_is_read() {
+    // {"alg":"ES256","kid":"k1","typ":"JWT"}
+    let token = "eyJhbGciOiJFUzI1NiIsImtpZCI6ImsxIiwidHlwIjoiSldUIn0.e30.sig";
+    assert_eq!(super::token_kid(token).as_deref(), Some("k1"));
+    assert_eq!(super::token_kid("e30.e30.sig"), None);
+    assert_eq!(super::token_kid("!!"), None);
+}
