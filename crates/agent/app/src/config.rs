@@ -15,6 +15,7 @@ use spire_config::server::TelemetrySection;
 use spire_config::{CatalogSpec, Constraint, Document, PluginBlock, Plugins};
 use spire_health::HealthConfig;
 use spire_id::TrustDomain;
+use spire_metrics::TelemetryConfig;
 use spire_svid::KeyType;
 
 use crate::Error;
@@ -141,8 +142,10 @@ pub struct AgentConfig {
     pub disable_sds_api: bool,
     /// `sds {}`: Envoy SDS resource names and validation (SPIRE's defaults).
     pub sds: SdsConfig,
+    /// `telemetry { }`: the Prometheus listener and the labels of every series.
+    pub telemetry: TelemetryConfig,
     /// What the configuration should change, for the log once it is set up: keys accepted
-    /// without effect yet (`telemetry`), experimental settings, and
+    /// without effect yet, experimental settings, and
     /// settings another one overrides, each named. Keys spire-rs cannot honour are refused
     /// instead (`docs/config.md`).
     pub warnings: Vec<String>,
@@ -171,11 +174,13 @@ impl AgentConfig {
         let agent: AgentSection = doc.section("agent")?;
         let telemetry: TelemetrySection = doc.section("telemetry")?;
         spire_config::refuse(agent.refusals())?;
+        spire_config::refuse(telemetry.refusals())?;
         let plugins = CATALOG.load(doc.raw("plugins"))?;
         let health = HealthConfig::from_document(&doc)?;
         let mut config = resolve(&agent, &plugins, health, overrides)?;
+        config.telemetry =
+            TelemetryConfig::from_section(&telemetry, "spire_agent").map_err(config_err)?;
         config.warnings.extend(agent.ignored());
-        config.warnings.extend(telemetry.ignored());
         Ok(config)
     }
 }
@@ -347,6 +352,7 @@ fn resolve(
             .or(agent.disable_sds_api.map(|b| b.0))
             .unwrap_or(false),
         sds: sds_config(agent.sds.as_ref()),
+        telemetry: TelemetryConfig::unconfigured("spire_agent"),
         warnings,
     })
 }

@@ -13,6 +13,7 @@ use spire_agent_plugin::workloadattestor::k8s::K8sOptions;
 use spire_agent_sds::SdsService;
 use spire_agent_workload::{Endpoint, EndpointConfig, UnixAttestor, WorkloadAttestor};
 use spire_cli::LogHandle;
+use spire_metrics::{MetricsListener, Registry};
 use spire_task::{Shutdown, Supervisor};
 use spire_time::SharedClock;
 
@@ -79,6 +80,8 @@ async fn serve(
     );
     // Tasks started before a start-up error are aborted when `tasks` is dropped.
     let mut tasks = Supervisor::new(stop.clone());
+    let metrics = config.telemetry.registry(config.trust_domain.name());
+    start_metrics(&config, &metrics, &mut tasks).await?;
     // health_checks first, so a kubelet probing /live during attestation is answered (live,
     // not yet ready). A listener that cannot start is logged; the agent goes on.
     let checker = crate::health::agent_checker(config.socket_path.clone());
@@ -106,6 +109,7 @@ async fn serve(
             jwt_svid_cache_max_size: config.jwt_svid_cache_max_size,
             jwt_svid_cache_hit_timeout: config.jwt_svid_cache_hit_timeout,
             clock: clock.clone(),
+            metrics: metrics.clone(),
         },
         &mut tasks,
     )
@@ -124,7 +128,8 @@ async fn serve(
         allowed_foreign_jwt_claims: config.allowed_foreign_jwt_claims.clone(),
         disable_workload_api: config.disable_workload_api,
     })?
-    .with_jwt(manager.jwt_svid_source(), clock.clone());
+    .with_jwt(manager.jwt_svid_source(), clock.clone())
+    .with_metrics(metrics.clone());
     if !config.disable_sds_api {
         // Envoy SDS v3 on the same socket as the Workload API.
         let sds = SdsService::new(
@@ -160,6 +165,35 @@ async fn serve(
     }
     result.map_err(task_error)?;
     tracing::info!("Agent stopped");
+    Ok(())
+}
+
+/// `telemetry`: SPIRE's `started` gauge, and the Prometheus listener when configured (bound
+/// here, so a port in use stops the start-up; served by a supervised task).
+async fn start_metrics(
+    config: &AgentConfig,
+    metrics: &Registry,
+    tasks: &mut Supervisor,
+) -> Result<(), Error> {
+    metrics
+        .gauge(
+            &["started"],
+            &[
+                ("version", env!("CARGO_PKG_VERSION")),
+                ("trust_domain_id", config.trust_domain.name()),
+            ],
+        )
+        .set(1);
+    let Some((host, port)) = &config.telemetry.prometheus else {
+        return Ok(());
+    };
+    let listener = MetricsListener::bind(host, *port)
+        .await
+        .map_err(|e| Error::Config(e.to_string()))?;
+    tasks.spawn(
+        "metrics",
+        listener.serve(metrics.clone(), tasks.shutdown().stopped()),
+    );
     Ok(())
 }
 

@@ -94,6 +94,13 @@ pub(crate) fn jittered_half_life(not_before: SystemTime, not_after: SystemTime) 
 
 /// One full synchronisation: entries, then the own and federated bundles.
 async fn sync_once(shared: &Shared) -> Result<()> {
+    let counter = &shared.metrics.fetch_entries_updates;
+    counter
+        .time(sync_once_inner(shared), crate::manager::error_code)
+        .await
+}
+
+async fn sync_once_inner(shared: &Shared) -> Result<()> {
     let channel = shared.channel();
     let agent_id = shared.identity().agent_id;
     let local: BTreeMap<String, Arc<Entry>> = shared
@@ -188,6 +195,7 @@ pub(crate) async fn watch_loop(shared: Arc<Shared>) -> Result<()> {
                     match message {
                         Ok(Some(_)) => {
                             backoff.reset();
+                            shared.metrics.push_messages.inc();
                             shared.sync_now.notify_one();
                         }
                         Ok(None) => break,
@@ -250,6 +258,13 @@ pub(crate) async fn mint_loop(shared: Arc<Shared>) -> Result<()> {
 /// One round of minting, in batches of at most [`MINT_BATCH`]; returns how many items the
 /// server refused or answered unusably.
 async fn mint(shared: &Shared, due: &[Arc<Entry>]) -> Result<usize> {
+    let counter = &shared.metrics.fetch_svids_updates;
+    counter
+        .time(mint_inner(shared, due), crate::manager::error_code)
+        .await
+}
+
+async fn mint_inner(shared: &Shared, due: &[Arc<Entry>]) -> Result<usize> {
     let key_type = shared.config.workload_key_type;
     let mut failed = 0;
     for chunk in due.chunks(MINT_BATCH) {

@@ -10,6 +10,7 @@ use spire_agent_cache::{Cache, CacheConfig, JwtSvidCache, JwtSvidSource};
 use spire_agent_plugin::keymanager::{Key, KeyManager};
 use spire_agent_plugin::nodeattestor::NodeAttestor;
 use spire_id::{SpiffeId, TrustDomain};
+use spire_metrics::{CallCounter, Counter};
 use spire_proto::spire::api::server::agent::v1::{PostStatusRequest, agent_client::AgentClient};
 use spire_svid::{Bundle, KeyType};
 use spire_task::{Shutdown, Supervisor};
@@ -81,6 +82,42 @@ pub struct ManagerConfig {
     pub jwt_svid_cache_hit_timeout: Duration,
     /// Wall time (SVID validity, rotation, TLS certificate checks).
     pub clock: SharedClock,
+    /// The agent's telemetry (`agent_svid.rotate`, `manager.sync.*`, …).
+    pub metrics: spire_metrics::Registry,
+}
+
+/// The manager's series, resolved once (SPIRE's keys).
+#[derive(Debug)]
+pub(crate) struct Metrics {
+    /// `agent_svid.rotate`: the agent SVID renewed or re-attested.
+    pub(crate) agent_svid_rotate: CallCounter,
+    /// `manager.sync.fetch_entries_updates`: one entry and bundle sync.
+    pub(crate) fetch_entries_updates: CallCounter,
+    /// `manager.sync.fetch_svids_updates`: one BatchNewX509SVID round.
+    pub(crate) fetch_svids_updates: CallCounter,
+    /// `push.messages` (spire-rs's own): change notices the server pushed.
+    pub(crate) push_messages: Counter,
+}
+
+impl Metrics {
+    fn new(registry: &spire_metrics::Registry) -> Self {
+        Self {
+            agent_svid_rotate: registry.call(&["agent_svid", "rotate"], &[]),
+            fetch_entries_updates: registry
+                .call(&["manager", "sync", "fetch_entries_updates"], &[]),
+            fetch_svids_updates: registry.call(&["manager", "sync", "fetch_svids_updates"], &[]),
+            push_messages: registry.counter(&["push", "messages"], &[]),
+        }
+    }
+}
+
+/// The gRPC status a manager error stands for (`Unknown` when no call failed).
+pub(crate) fn error_code(error: &Error) -> spire_metrics::Code {
+    match error {
+        Error::Rpc { status, .. } => status.code(),
+        Error::Banned => spire_metrics::Code::PermissionDenied,
+        _ => spire_metrics::Code::Unknown,
+    }
 }
 
 /// A running manager; its loops run under the [`Supervisor`] given to [`Manager::start`].
@@ -118,6 +155,7 @@ pub(crate) struct Shared {
     identity_change: tokio::sync::Mutex<()>,
     /// Unix seconds of the last successful sync (0: none yet).
     pub(crate) last_sync_success: AtomicI64,
+    pub(crate) metrics: Metrics,
 }
 
 // === impl Manager ===
@@ -169,7 +207,9 @@ impl Manager {
             },
             bundle.clone(),
         );
+        let metrics = Metrics::new(&config.metrics);
         let shared = Arc::new(Shared {
+            metrics,
             config,
             cache,
             state: state_file,
@@ -281,6 +321,11 @@ impl Shared {
     /// Replaces the agent SVID: AttestAgent again (re-attestable) or RenewAgent, with a new
     /// key in the other slot; then the client certificate, the channel and the state file.
     pub(crate) async fn rotate(&self) -> Result<()> {
+        let counter = self.metrics.agent_svid_rotate.clone();
+        counter.time(self.rotate_inner(), error_code).await
+    }
+
+    async fn rotate_inner(&self) -> Result<()> {
         let _guard = self.identity_change.lock().await;
         let current = self.identity();
         let next = if current.reattestable {

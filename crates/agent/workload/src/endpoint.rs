@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use spire_agent_cache::{Cache, JwtSvidSource};
+use spire_metrics::Registry;
+use spire_metrics::rpc::{RpcMetrics, RpcMetricsLayer};
 use spire_proto::workload::spiffe_workload_api_server::SpiffeWorkloadApiServer;
 use spire_task::Shutdown;
 use spire_time::SharedClock;
@@ -41,7 +43,24 @@ pub struct Endpoint {
     extra: Option<(Vec<&'static str>, Routes)>,
     /// JWT-SVID source and clock; see [`Endpoint::with_jwt`].
     jwt: Option<(Arc<dyn JwtSvidSource>, SharedClock)>,
+    /// The agent's telemetry; see [`Endpoint::with_metrics`].
+    metrics: Registry,
 }
+
+/// Every method the socket serves, counted as SPIRE counts them (`rpc.workload_api.*`,
+/// `rpc.sds.v3.*`, `rpc.health.*`).
+const METHODS: &[&str] = &[
+    "/SpiffeWorkloadAPI/FetchX509SVID",
+    "/SpiffeWorkloadAPI/FetchX509Bundles",
+    "/SpiffeWorkloadAPI/FetchJWTSVID",
+    "/SpiffeWorkloadAPI/FetchJWTBundles",
+    "/SpiffeWorkloadAPI/ValidateJWTSVID",
+    "/envoy.service.secret.v3.SecretDiscoveryService/StreamSecrets",
+    "/envoy.service.secret.v3.SecretDiscoveryService/FetchSecrets",
+    "/envoy.service.secret.v3.SecretDiscoveryService/DeltaSecrets",
+    "/grpc.health.v1.Health/Check",
+    "/grpc.health.v1.Health/Watch",
+];
 
 // === impl EndpointConfig ===
 
@@ -70,6 +89,7 @@ impl Endpoint {
             listener,
             extra: None,
             jwt: None,
+            metrics: Registry::default(),
         })
     }
 
@@ -78,6 +98,13 @@ impl Endpoint {
     /// the system clock.
     pub fn with_jwt(mut self, source: Arc<dyn JwtSvidSource>, clock: SharedClock) -> Self {
         self.jwt = Some((source, clock));
+        self
+    }
+
+    /// Records the socket's series in `metrics`: a call counter per method (one layer over
+    /// every service on the socket) and the Workload API's connection series.
+    pub fn with_metrics(mut self, metrics: Registry) -> Self {
+        self.metrics = metrics;
         self
     }
 
@@ -119,6 +146,7 @@ impl Endpoint {
                     .iter()
                     .cloned()
                     .collect(),
+                metrics: self.metrics.clone(),
                 ..ServiceSettings::default()
             };
             if let Some((source, clock)) = self.jwt {
@@ -142,7 +170,9 @@ impl Endpoint {
         if let Some(api) = api {
             routes = routes.add_service(api.into_server());
         }
+        let rpc = RpcMetrics::new(&self.metrics, METHODS.iter().copied());
         Server::builder()
+            .layer(RpcMetricsLayer::new(rpc))
             .add_routes(routes)
             .serve_with_incoming_shutdown(incoming, stop.stopped())
             .await?;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use spire_agent_cache::{Cache, JwtSvidSource, Subscription, WorkloadUpdate};
 use spire_id::SelectorSet;
+use spire_metrics::{CallCounter, Code, Counter, Gauge, GaugeGuard, Registry};
 use spire_proto::workload::spiffe_workload_api_server::{
     SpiffeWorkloadApi, SpiffeWorkloadApiServer,
 };
@@ -45,6 +46,18 @@ struct Inner {
     attestors: Vec<Arc<dyn WorkloadAttestor>>,
     settings: ServiceSettings,
     stop: Shutdown,
+    metrics: Metrics,
+}
+
+/// SPIRE's Workload API series, resolved once.
+#[derive(Debug)]
+struct Metrics {
+    /// `workload_api.connection`: calls accepted.
+    connection: Counter,
+    /// `workload_api.connections`: calls (streams) in progress.
+    connections: Gauge,
+    /// `workload_api.workload_attestation`: attestation of a caller.
+    attestation: CallCounter,
 }
 
 /// What the service needs besides the cache and the attestors.
@@ -60,6 +73,8 @@ pub struct ServiceSettings {
     pub jwt_source: Option<Arc<dyn JwtSvidSource>>,
     /// Wall time for ValidateJWTSVID.
     pub clock: SharedClock,
+    /// The agent's telemetry (`workload_api.*`).
+    pub metrics: Registry,
 }
 
 /// The interceptor type of [`WorkloadApi::into_server`].
@@ -75,6 +90,7 @@ impl Default for ServiceSettings {
             allowed_foreign_jwt_claims: BTreeSet::new(),
             jwt_source: None,
             clock: Arc::new(SystemClock),
+            metrics: Registry::default(),
         }
     }
 }
@@ -90,14 +106,33 @@ impl WorkloadApi {
         settings: ServiceSettings,
         stop: Shutdown,
     ) -> Self {
+        let metrics = Metrics {
+            connection: settings
+                .metrics
+                .counter(&["workload_api", "connection"], &[]),
+            connections: settings
+                .metrics
+                .gauge(&["workload_api", "connections"], &[]),
+            attestation: settings
+                .metrics
+                .call(&["workload_api", "workload_attestation"], &[]),
+        };
         Self {
             inner: Arc::new(Inner {
                 cache,
                 attestors,
                 settings,
                 stop,
+                metrics,
             }),
         }
+    }
+
+    /// Counts one call and holds it in the `connections` gauge until the guard drops (at the
+    /// end of a stream).
+    fn connection(&self) -> GaugeGuard {
+        self.inner.metrics.connection.inc();
+        self.inner.metrics.connections.track()
     }
 
     /// The routable gRPC service, with the security header checked on every method.
@@ -111,12 +146,17 @@ impl WorkloadApi {
             tracing::warn!("workload API caller without a peer PID");
             return Err(attestation_failed());
         };
-        attest_caller(pid, &self.inner.attestors)
-            .await
-            .map_err(|error| {
-                tracing::warn!(pid, %error, "workload attestation failed");
-                attestation_failed()
-            })
+        let timer = self.inner.metrics.attestation.start();
+        let attested = attest_caller(pid, &self.inner.attestors).await;
+        timer.finish(if attested.is_ok() {
+            Code::Ok
+        } else {
+            Code::Unavailable
+        });
+        attested.map_err(|error| {
+            tracing::warn!(pid, %error, "workload attestation failed");
+            attestation_failed()
+        })
     }
 
     /// The caller's subscription and its first update.
@@ -143,6 +183,7 @@ impl WorkloadApi {
         M: Send + Sync + 'static,
         R: PartialEq + Clone + Send + 'static,
     {
+        let connection = self.connection();
         let (mut subscription, first) = self.subscribe(request).await?;
         let mut last = build(&first)?;
         let (tx, rx) = mpsc::channel(1);
@@ -151,6 +192,7 @@ impl WorkloadApi {
         let first = Ok(response(&last).clone());
         tokio::spawn(async move {
             let _in_flight = in_flight;
+            let _connection = connection;
             tokio::pin!(stopped);
             if tx.send(first).await.is_err() {
                 return;
@@ -200,6 +242,7 @@ impl SpiffeWorkloadApi for WorkloadApi {
         &self,
         request: Request<X509svidRequest>,
     ) -> Result<Response<Self::FetchX509SVIDStream>, Status> {
+        let connection = self.connection();
         let (mut subscription, first) = self.subscribe(&request).await?;
         let first = svid_item(&first)?;
         let (tx, rx) = mpsc::channel(1);
@@ -207,6 +250,7 @@ impl SpiffeWorkloadApi for WorkloadApi {
         let in_flight = self.inner.stop.guard();
         tokio::spawn(async move {
             let _in_flight = in_flight;
+            let _connection = connection;
             tokio::pin!(stopped);
             let mut item = Ok(first);
             loop {
@@ -250,6 +294,7 @@ impl SpiffeWorkloadApi for WorkloadApi {
         &self,
         request: Request<JwtsvidRequest>,
     ) -> Result<Response<JwtsvidResponse>, Status> {
+        let _connection = self.connection();
         self.jwt_svids(request).await.map(Response::new)
     }
 
@@ -272,6 +317,7 @@ impl SpiffeWorkloadApi for WorkloadApi {
         &self,
         request: Request<ValidateJwtsvidRequest>,
     ) -> Result<Response<ValidateJwtsvidResponse>, Status> {
+        let _connection = self.connection();
         self.validate_jwt_svid(request).await.map(Response::new)
     }
 }

@@ -1,6 +1,6 @@
 //! The `server { }` section: every key SPIRE documents, with SPIRE's defaults, and which of
-//! them spire-rs refuses ([`ServerSection::refusals`]) or accepts without effect yet
-//! ([`ServerSection::ignored`], [`TelemetrySection::ignored`]).
+//! them spire-rs refuses ([`ServerSection::refusals`], [`TelemetrySection::refusals`]) or
+//! accepts without effect yet ([`ServerSection::ignored`]).
 
 use std::time::Duration;
 
@@ -138,11 +138,12 @@ pub struct HealthChecksSection {
     pub ready_path: Option<String>,
 }
 
-/// `telemetry { … }`: sinks are kept as trees until telemetry is implemented.
+/// `telemetry { … }`: the Prometheus sink and the labels are served by `spire-metrics`; the
+/// other sinks and the filters are refused ([`TelemetrySection::refusals`]).
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[allow(missing_docs, non_snake_case)] // SPIRE spells these keys in CamelCase
 pub struct TelemetrySection {
-    pub Prometheus: Option<Value>,
+    pub Prometheus: Option<PrometheusSection>,
     pub DogStatsd: Option<OneOrMany<Value>>,
     pub Statsd: Option<OneOrMany<Value>>,
     pub M3: Option<OneOrMany<Value>>,
@@ -154,6 +155,14 @@ pub struct TelemetrySection {
     pub BlockedPrefixes: Option<Vec<String>>,
     pub AllowedLabels: Option<Vec<String>>,
     pub BlockedLabels: Option<Vec<String>>,
+}
+
+/// `telemetry { Prometheus { host port } }`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[allow(missing_docs)]
+pub struct PrometheusSection {
+    pub host: Option<String>,
+    pub port: Option<Lenient<u16>>,
 }
 
 // === impl ServerSection ===
@@ -345,36 +354,21 @@ impl ExperimentalSection {
 // === impl TelemetrySection ===
 
 impl TelemetrySection {
-    /// One warning per key set: spire-rs exports no metrics yet, and a stock configuration
-    /// (the helm charts render `Prometheus`) must keep loading.
-    pub fn ignored(&self) -> Vec<String> {
+    /// The keys spire-rs does not implement, refused by name: the sinks other than
+    /// Prometheus and the prefix and label filters.
+    pub fn refusals(&self) -> Vec<Refusal> {
         let mut found = Findings::new("telemetry");
-        let sinks = [
-            ("Prometheus", self.Prometheus.is_some()),
-            ("DogStatsd", self.DogStatsd.is_some()),
-            ("Statsd", self.Statsd.is_some()),
-            ("M3", self.M3.is_some()),
-            ("InMem", self.InMem.is_some()),
-        ];
-        for (name, set) in sinks {
-            found.when(set, name, "spire-rs exports no metrics yet");
-        }
-        let options = [
-            ("MetricPrefix", self.MetricPrefix.is_some()),
-            (
-                "EnableTrustDomainLabel",
-                self.EnableTrustDomainLabel.is_some(),
-            ),
-            ("EnableHostnameLabel", self.EnableHostnameLabel.is_some()),
-            ("AllowedPrefixes", self.AllowedPrefixes.is_some()),
-            ("BlockedPrefixes", self.BlockedPrefixes.is_some()),
-            ("AllowedLabels", self.AllowedLabels.is_some()),
-            ("BlockedLabels", self.BlockedLabels.is_some()),
-        ];
-        for (name, set) in options {
-            found.when(set, name, "spire-rs exports no metrics yet");
-        }
-        found.into_warnings()
+        let sink = "spire-rs exports metrics through telemetry.Prometheus only";
+        found.when(self.DogStatsd.is_some(), "DogStatsd", sink);
+        found.when(self.Statsd.is_some(), "Statsd", sink);
+        found.when(self.M3.is_some(), "M3", sink);
+        found.when(self.InMem.is_some(), "InMem", sink);
+        let filter = "metric filters are not implemented; every series is exported";
+        found.when(self.AllowedPrefixes.is_some(), "AllowedPrefixes", filter);
+        found.when(self.BlockedPrefixes.is_some(), "BlockedPrefixes", filter);
+        found.when(self.AllowedLabels.is_some(), "AllowedLabels", filter);
+        found.when(self.BlockedLabels.is_some(), "BlockedLabels", filter);
+        found.into_refusals()
     }
 }
 

@@ -8,6 +8,7 @@ use spire_config::server::{ServerSection, TelemetrySection};
 use spire_config::{ConfigError, Document};
 use spire_health::HealthConfig;
 use spire_id::{SpiffeId, TrustDomain};
+use spire_metrics::TelemetryConfig;
 use spire_server_ca::{CaConfig, CaSubject};
 use spire_svid::KeyType;
 
@@ -82,8 +83,10 @@ pub struct ServerConfig {
     pub plugins: ServerPlugins,
     /// `health_checks { }`.
     pub health: HealthConfig,
+    /// `telemetry { }`: the Prometheus listener and the labels of every series.
+    pub telemetry: TelemetryConfig,
     /// What the configuration should change, for the log once it is set up: deprecated
-    /// keys, and keys accepted without effect yet (`telemetry`, …), each named.
+    /// keys, and keys accepted without effect yet, each named.
     /// Keys spire-rs cannot honour are refused instead (`docs/config.md`).
     pub warnings: Vec<String>,
 }
@@ -115,10 +118,12 @@ impl ServerConfig {
         let server: ServerSection = doc.section("server")?;
         let telemetry: TelemetrySection = doc.section("telemetry")?;
         spire_config::refuse(server.refusals())?;
+        spire_config::refuse(telemetry.refusals())?;
         let health = HealthConfig::from_document(&doc)?;
         let mut config = Self::resolve(&server, doc.raw("plugins"), health, overrides)?;
+        config.telemetry =
+            TelemetryConfig::from_section(&telemetry, "spire_server").map_err(Error::Config)?;
         config.warnings.extend(server.ignored());
-        config.warnings.extend(telemetry.ignored());
         Ok(config)
     }
 
@@ -221,6 +226,7 @@ impl ServerConfig {
             federation,
             plugins,
             health,
+            telemetry: TelemetryConfig::unconfigured("spire_server"),
             warnings,
         })
     }

@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use spire_metrics::rpc::{RpcMetrics, RpcMetricsLayer};
+use spire_metrics::{CallCounter, Code, MetricsListener, Registry};
 use spire_server_api::logger::LogLevelControl;
 use spire_server_api::ratelimit::RateLimits;
 use spire_server_api::{ApiContext, ChangeFeed, SvidSource};
@@ -73,6 +75,8 @@ async fn serve(
 ) -> Result<(), Error> {
     // Tasks started before a start-up error are aborted when `tasks` is dropped.
     let mut tasks = Supervisor::new(stop.clone());
+    let metrics = config.telemetry.registry(config.trust_domain.name());
+    start_metrics(&config, &metrics, &mut tasks).await?;
     let plugins = &config.plugins;
     let datastore: Arc<dyn DataStore> =
         Arc::new(SqlStore::open_with_clock(&plugins.datastore, clock.clone()).await?);
@@ -98,6 +102,16 @@ async fn serve(
         .await?,
     );
     tasks.spawn("ca-manager", ca_manager.clone().run(stop.watch()));
+    tasks.spawn(
+        "ca-metrics",
+        follow_ca(
+            ca_manager.clone(),
+            metrics.clone(),
+            config.trust_domain.name().to_owned(),
+            clock.clone(),
+            stop.clone(),
+        ),
+    );
 
     let (svid_chain, svid_key) = mint_server_svid(&ca_manager)?;
     let resolver = Arc::new(SvidResolver::new(svid_chain.clone(), svid_key.clone())?);
@@ -113,6 +127,7 @@ async fn serve(
             clock.clone(),
             resolver.clone(),
             (svid_tx, identity_tx),
+            metrics.call(&["svid", "rotate"], &[]),
             stop.clone(),
         ),
     );
@@ -236,16 +251,21 @@ async fn serve(
             stop.clone(),
         ),
     );
+    // One call counter per method, shared by both listeners (SPIRE's `rpc.<service>.<method>`).
+    let policy: Vec<String> = spire_server_api::authz::policy().map(|(m, _)| m).collect();
+    let rpc = RpcMetricsLayer::new(RpcMetrics::new(&metrics, policy.iter().map(String::as_str)));
     // After a stop signal both servers refuse new calls and finish the ones in flight.
     tasks.spawn(
         "admin-api",
         Server::builder()
+            .layer(rpc.clone())
             .add_routes(spire_server_api::admin_routes(&context))
             .serve_with_incoming_shutdown(spire_uds::incoming(uds_listener), stop.stopped()),
     );
     tasks.spawn(
         "tcp-api",
         Server::builder()
+            .layer(rpc)
             .add_routes(spire_server_api::tcp_routes(&context))
             .serve_with_incoming_shutdown(ReceiverStream::new(conn_rx), stop.stopped()),
     );
@@ -255,6 +275,35 @@ async fn serve(
     let _ = std::fs::remove_file(&config.socket_path);
     result?;
     tracing::info!("Server stopped");
+    Ok(())
+}
+
+/// `telemetry`: SPIRE's `started` gauge, and the Prometheus listener when configured (bound
+/// here, so a port in use stops the start-up; served by a supervised task).
+async fn start_metrics(
+    config: &ServerConfig,
+    metrics: &Registry,
+    tasks: &mut Supervisor,
+) -> Result<(), Error> {
+    metrics
+        .gauge(
+            &["started"],
+            &[
+                ("version", env!("CARGO_PKG_VERSION")),
+                ("trust_domain_id", config.trust_domain.name()),
+            ],
+        )
+        .set(1);
+    let Some((host, port)) = &config.telemetry.prometheus else {
+        return Ok(());
+    };
+    let listener = MetricsListener::bind(host, *port)
+        .await
+        .map_err(|e| Error::Config(e.to_string()))?;
+    tasks.spawn(
+        "metrics",
+        listener.serve(metrics.clone(), tasks.shutdown().stopped()),
+    );
     Ok(())
 }
 
@@ -308,6 +357,7 @@ async fn rotate_server_svid(
     clock: SharedClock,
     resolver: Arc<SvidResolver>,
     (published, identity): (watch::Sender<Vec<Vec<u8>>>, watch::Sender<Arc<X509Svid>>),
+    rotations: CallCounter,
     stop: Shutdown,
 ) {
     let mut chain = published.borrow().clone();
@@ -332,9 +382,11 @@ async fn rotate_server_svid(
             // Stopping.
             () = stop.stopped() => return,
         }
+        let rotation = rotations.start();
         match mint_server_svid(&ca) {
             Ok((new_chain, key)) => match resolver.set(new_chain.clone(), key.clone()) {
                 Ok(()) => {
+                    rotation.finish(Code::Ok);
                     tracing::debug!("server SVID rotated");
                     match server_identity(new_chain.clone(), key) {
                         Ok(svid) => {
@@ -347,9 +399,49 @@ async fn rotate_server_svid(
                     published.send_replace(new_chain.clone());
                     chain = new_chain;
                 }
-                Err(error) => tracing::warn!(%error, "could not install rotated server SVID"),
+                Err(error) => {
+                    rotation.finish(Code::Internal);
+                    tracing::warn!(%error, "could not install rotated server SVID")
+                }
             },
-            Err(error) => tracing::warn!(%error, "could not rotate server SVID"),
+            Err(error) => {
+                rotation.finish(Code::Internal);
+                tracing::warn!(%error, "could not rotate server SVID")
+            }
+        }
+    }
+}
+
+/// SPIRE's X.509 CA rotation series, from the CA manager's activations: the counter
+/// `ca.manager.x509_ca.activate` (the authority active at start-up counts, as in SPIRE) and
+/// the gauges `manager.x509_ca.rotate.expiration` (unix seconds) and `…ttl` (seconds left at
+/// activation), labelled with the trust domain.
+async fn follow_ca(
+    ca: Arc<CaManager>,
+    metrics: Registry,
+    trust_domain: String,
+    clock: SharedClock,
+    stop: Shutdown,
+) {
+    let activate = metrics.counter(&["ca", "manager", "x509_ca", "activate"], &[]);
+    let labels = [("trust_domain_id", trust_domain.as_str())];
+    let expiration = metrics.gauge(&["manager", "x509_ca", "rotate", "expiration"], &labels);
+    let ttl = metrics.gauge(&["manager", "x509_ca", "rotate", "ttl"], &labels);
+    let mut activations = ca.activations();
+    loop {
+        if let Some((_, current)) = ca.current().await {
+            activate.inc();
+            let not_after = current.not_after();
+            expiration.set(spire_time::to_unix_seconds(not_after));
+            let left = not_after.duration_since(clock.now()).unwrap_or_default();
+            ttl.set(i64::try_from(left.as_secs()).unwrap_or(i64::MAX));
+        }
+        tokio::select! {
+            changed = activations.changed() => if changed.is_err() {
+                stop.stopped().await;
+                return;
+            },
+            () = stop.stopped() => return,
         }
     }
 }

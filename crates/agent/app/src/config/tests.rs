@@ -280,20 +280,25 @@ fn values_asking_for_what_spire_rs_does_are_accepted() {
 }
 
 #[test]
-fn accepted_but_unenforced_keys_are_warned_about_by_name() {
+fn telemetry_prometheus_is_served_and_other_sinks_are_refused() {
     let text = format!(
-        "{}\ntelemetry {{\n Prometheus {{\n host = \"0.0.0.0\"\n port = 9988\n }}\n \
-         DogStatsd = [{{ address = \"localhost:8125\" }}]\n}}\n",
+        "{}\ntelemetry {{\n Prometheus {{\n host = \"0.0.0.0\"\n port = 9988\n }}\n}}\n",
         with_agent_keys("log_source_location = true")
     );
     let config = resolve_text(&text, &Overrides::default()).unwrap();
     assert!(config.log_source_location);
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
     assert_eq!(
-        config.warnings,
-        [
-            "telemetry.Prometheus is ignored: spire-rs exports no metrics yet",
-            "telemetry.DogStatsd is ignored: spire-rs exports no metrics yet",
-        ]
+        config.telemetry.prometheus,
+        Some(("0.0.0.0".to_owned(), 9988))
+    );
+    assert_eq!(config.telemetry.prefix, "spire_agent");
+    let statsd =
+        format!("{AGENT}\ntelemetry {{\n DogStatsd = [{{ address = \"localhost:8125\" }}]\n}}\n");
+    let err = resolve_text(&statsd, &Overrides::default()).unwrap_err();
+    assert!(
+        err.starts_with("telemetry.DogStatsd is not supported by spire-rs: "),
+        "{err}"
     );
     // The telemetry section is checked as the server's is: an unknown key is named.
     let typo = format!("{AGENT}\ntelemetry {{\n Promethus {{}}\n}}\n");

@@ -233,31 +233,71 @@ fn values_asking_for_what_spire_rs_does_are_accepted() {
 
 #[test]
 fn accepted_but_unenforced_keys_are_warned_about_by_name() {
-    let text = format!(
-        "{}\ntelemetry {{\n Prometheus {{\n host = \"0.0.0.0\"\n port = 9988\n }}\n \
-         DogStatsd = [{{ address = \"localhost:8125\" }}]\n MetricPrefix = \"spire\"\n}}\n",
-        with_server_keys(
-            "audit_log_enabled = true\nlog_source_location = true\n\
-             ratelimit {\n attestation = true\n signing = false\n}",
-        )
+    let text = with_server_keys(
+        "audit_log_enabled = true\nlog_source_location = true\n\
+         ratelimit {\n attestation = true\n signing = false\n}",
     );
     let config = load(&text).unwrap();
     assert!(config.log_source_location);
-    let named = |key: &str| {
-        config
-            .warnings
-            .iter()
-            .any(|w| w.starts_with(&format!("{key} is ignored: ")))
-    };
     assert!(config.audit_log_enabled);
-    for key in [
-        "telemetry.Prometheus",
-        "telemetry.DogStatsd",
-        "telemetry.MetricPrefix",
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+}
+
+/// `telemetry { Prometheus { host port } }` and the label options are honoured; the other
+/// sinks and the filters stop the server by name.
+#[test]
+fn telemetry_prometheus_is_served_and_other_sinks_are_refused() {
+    let text = format!(
+        "{}\ntelemetry {{\n Prometheus {{\n host = \"0.0.0.0\"\n port = 9988\n }}\n \
+         MetricPrefix = \"spire\"\n EnableHostnameLabel = false\n EnableTrustDomainLabel = true\n}}\n",
+        with_server_keys("")
+    );
+    let config = load(&text).unwrap();
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    let t = &config.telemetry;
+    assert_eq!(t.prometheus, Some(("0.0.0.0".to_owned(), 9988)));
+    assert_eq!(t.prefix, "spire");
+    assert!(!t.hostname_label);
+    assert!(t.trust_domain_label);
+    let defaults = load(&with_server_keys("")).unwrap().telemetry;
+    assert_eq!(defaults.prometheus, None);
+    assert_eq!(defaults.prefix, "spire_server");
+    assert!(defaults.hostname_label);
+    for (block, key) in [
+        (
+            "DogStatsd = [{ address = \"localhost:8125\" }]",
+            "telemetry.DogStatsd",
+        ),
+        (
+            "Statsd = [{ address = \"localhost:8125\" }]",
+            "telemetry.Statsd",
+        ),
+        (
+            "M3 = [{ address = \"localhost:9000\", env = \"prod\" }]",
+            "telemetry.M3",
+        ),
+        ("InMem {}", "telemetry.InMem"),
+        ("AllowedPrefixes = [\"spire\"]", "telemetry.AllowedPrefixes"),
+        ("BlockedPrefixes = [\"spire\"]", "telemetry.BlockedPrefixes"),
+        ("AllowedLabels = [\"host\"]", "telemetry.AllowedLabels"),
+        ("BlockedLabels = [\"host\"]", "telemetry.BlockedLabels"),
     ] {
-        assert!(named(key), "{key}: {:?}", config.warnings);
+        let text = format!("{}\ntelemetry {{\n {block}\n}}\n", with_server_keys(""));
+        let err = load(&text).unwrap_err();
+        assert!(
+            err.starts_with(&format!("{key} is not supported by spire-rs: ")),
+            "{block}: {err}"
+        );
     }
-    assert_eq!(config.warnings.len(), 3, "{:?}", config.warnings);
+    let no_port = format!(
+        "{}\ntelemetry {{\n Prometheus {{}}\n}}\n",
+        with_server_keys("")
+    );
+    let err = load(&no_port).unwrap_err();
+    assert!(
+        err.contains("telemetry.Prometheus.port is required"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -283,10 +323,10 @@ fn ratelimit_is_enforced_and_both_limits_default_on() {
     }
 }
 
-/// The JSON the helm charts render (list-wrapped blocks, `telemetry.Prometheus`) loads; its
-/// only warning names the metrics sink.
+/// The JSON the helm charts render (list-wrapped blocks, `telemetry.Prometheus`) loads
+/// without warnings, with the Prometheus listener.
 #[test]
-fn a_helm_rendered_server_conf_loads_with_a_telemetry_warning() {
+fn a_helm_rendered_server_conf_loads_with_its_prometheus_listener() {
     let text = r#"{
   "server": [{
     "bind_address": "0.0.0.0", "bind_port": "8081", "trust_domain": "example.org",
@@ -310,9 +350,10 @@ fn a_helm_rendered_server_conf_loads_with_a_telemetry_warning() {
   "telemetry": [{"Prometheus": [{"host": "0.0.0.0", "port": 9988}]}]
 }"#;
     let config = load(text).unwrap();
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
     assert_eq!(
-        config.warnings,
-        ["telemetry.Prometheus is ignored: spire-rs exports no metrics yet"]
+        config.telemetry.prometheus,
+        Some(("0.0.0.0".to_owned(), 9988))
     );
 }
 
