@@ -97,6 +97,7 @@ impl SqlStore {
             Target::Postgres(url) => {
                 let pool = AnyPoolOptions::new()
                     .max_connections(POSTGRES_MAX_CONNECTIONS)
+                    .after_release(|conn, _meta| Box::pin(async move { Ok(reusable(conn).await) }))
                     .connect(&url)
                     .await
                     .map_err(Error::Connect)?;
@@ -242,6 +243,19 @@ fn log_takeover(plan: &SchemaPlan, backup: Option<&Path>) {
 
 /// A pool whose connections all run the durability pragmas; `cache_kib` 0 keeps SQLite's
 /// default page cache.
+/// Whether a connection coming back to its pool may serve again. A transaction whose COMMIT
+/// failed (SQLite's "database or disk is full", a dropped PostgreSQL link) leaves sqlx counting
+/// it as open, and every later `BEGIN` on that connection would fail: such a connection is
+/// closed instead, and the pool opens a fresh one.
+async fn reusable(conn: &mut sqlx::AnyConnection) -> bool {
+    use sqlx::Connection as _;
+    if !conn.is_in_transaction() {
+        return true;
+    }
+    // A dropped transaction's rollback may still be queued: let it run, then look again.
+    conn.ping().await.is_ok() && !conn.is_in_transaction()
+}
+
 async fn sqlite_pool(url: &str, connections: u32, cache_kib: u32) -> Result<AnyPool, Error> {
     let mut pragmas = format!(
         "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA journal_mode = WAL; \
@@ -262,6 +276,7 @@ async fn sqlite_pool(url: &str, connections: u32, cache_kib: u32) -> Result<AnyP
                 Ok(())
             })
         })
+        .after_release(|conn, _meta| Box::pin(async move { Ok(reusable(conn).await) }))
         // Writers queue on the mutex, not here; readers wait for a free connection.
         .acquire_timeout(Duration::from_secs(60))
         .connect(url)
