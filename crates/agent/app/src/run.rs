@@ -13,7 +13,6 @@ use spire_agent_plugin::workloadattestor::k8s::K8sOptions;
 use spire_agent_sds::SdsService;
 use spire_agent_workload::{Endpoint, EndpointConfig, UnixAttestor, WorkloadAttestor};
 use spire_cli::LogHandle;
-use spire_metrics::{MetricsListener, Registry};
 use spire_task::{Shutdown, Supervisor};
 use spire_time::SharedClock;
 
@@ -81,7 +80,15 @@ async fn serve(
     // Tasks started before a start-up error are aborted when `tasks` is dropped.
     let mut tasks = Supervisor::new(stop.clone());
     let metrics = config.telemetry.registry(config.trust_domain.name());
-    start_metrics(&config, &metrics, &mut tasks).await?;
+    spire_metrics::start(
+        &metrics,
+        &config.telemetry,
+        env!("CARGO_PKG_VERSION"),
+        config.trust_domain.name(),
+        &mut tasks,
+    )
+    .await
+    .map_err(|e| Error::Config(e.to_string()))?;
     // health_checks first, so a kubelet probing /live during attestation is answered (live,
     // not yet ready). A listener that cannot start is logged; the agent goes on.
     let checker = crate::health::agent_checker(config.socket_path.clone());
@@ -165,35 +172,6 @@ async fn serve(
     }
     result.map_err(task_error)?;
     tracing::info!("Agent stopped");
-    Ok(())
-}
-
-/// `telemetry`: SPIRE's `started` gauge, and the Prometheus listener when configured (bound
-/// here, so a port in use stops the start-up; served by a supervised task).
-async fn start_metrics(
-    config: &AgentConfig,
-    metrics: &Registry,
-    tasks: &mut Supervisor,
-) -> Result<(), Error> {
-    metrics
-        .gauge(
-            &["started"],
-            &[
-                ("version", env!("CARGO_PKG_VERSION")),
-                ("trust_domain_id", config.trust_domain.name()),
-            ],
-        )
-        .set(1);
-    let Some((host, port)) = &config.telemetry.prometheus else {
-        return Ok(());
-    };
-    let listener = MetricsListener::bind(host, *port)
-        .await
-        .map_err(|e| Error::Config(e.to_string()))?;
-    tasks.spawn(
-        "metrics",
-        listener.serve(metrics.clone(), tasks.shutdown().stopped()),
-    );
     Ok(())
 }
 

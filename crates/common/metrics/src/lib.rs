@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use config::TelemetryConfig;
-pub use listener::MetricsListener;
+pub use listener::{MetricsListener, start};
 pub use tonic::Code;
 
 /// The number of gRPC status codes (`OK` … `Unauthenticated`).

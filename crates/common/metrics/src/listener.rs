@@ -41,6 +41,33 @@ pub struct BindError {
     source: std::io::Error,
 }
 
+/// Starts a binary's telemetry: SPIRE's `started` gauge (`version`, `trust_domain_id`), then the
+/// Prometheus listener when `telemetry` configures one, bound here (a port in use stops the
+/// start-up) and served by a supervised task named `metrics`.
+pub async fn start(
+    registry: &crate::Registry,
+    telemetry: &crate::TelemetryConfig,
+    version: &str,
+    trust_domain: &str,
+    tasks: &mut spire_task::Supervisor,
+) -> Result<(), BindError> {
+    registry
+        .gauge(
+            &["started"],
+            &[("version", version), ("trust_domain_id", trust_domain)],
+        )
+        .set(1);
+    let Some((host, port)) = &telemetry.prometheus else {
+        return Ok(());
+    };
+    let listener = MetricsListener::bind(host, *port).await?;
+    tasks.spawn(
+        "metrics",
+        listener.serve(registry.clone(), tasks.shutdown().stopped()),
+    );
+    Ok(())
+}
+
 /// A bound Prometheus listener, not serving yet.
 #[derive(Debug)]
 pub struct MetricsListener {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use spire_metrics::rpc::{RpcMetrics, RpcMetricsLayer};
-use spire_metrics::{CallCounter, Code, MetricsListener, Registry};
+use spire_metrics::{CallCounter, Code, Registry};
 use spire_server_api::logger::LogLevelControl;
 use spire_server_api::ratelimit::RateLimits;
 use spire_server_api::{ApiContext, ChangeFeed, SvidSource};
@@ -76,7 +76,15 @@ async fn serve(
     // Tasks started before a start-up error are aborted when `tasks` is dropped.
     let mut tasks = Supervisor::new(stop.clone());
     let metrics = config.telemetry.registry(config.trust_domain.name());
-    start_metrics(&config, &metrics, &mut tasks).await?;
+    spire_metrics::start(
+        &metrics,
+        &config.telemetry,
+        env!("CARGO_PKG_VERSION"),
+        config.trust_domain.name(),
+        &mut tasks,
+    )
+    .await
+    .map_err(|e| Error::Config(e.to_string()))?;
     let plugins = &config.plugins;
     let datastore: Arc<dyn DataStore> =
         Arc::new(SqlStore::open_with_clock(&plugins.datastore, clock.clone()).await?);
@@ -275,35 +283,6 @@ async fn serve(
     let _ = std::fs::remove_file(&config.socket_path);
     result?;
     tracing::info!("Server stopped");
-    Ok(())
-}
-
-/// `telemetry`: SPIRE's `started` gauge, and the Prometheus listener when configured (bound
-/// here, so a port in use stops the start-up; served by a supervised task).
-async fn start_metrics(
-    config: &ServerConfig,
-    metrics: &Registry,
-    tasks: &mut Supervisor,
-) -> Result<(), Error> {
-    metrics
-        .gauge(
-            &["started"],
-            &[
-                ("version", env!("CARGO_PKG_VERSION")),
-                ("trust_domain_id", config.trust_domain.name()),
-            ],
-        )
-        .set(1);
-    let Some((host, port)) = &config.telemetry.prometheus else {
-        return Ok(());
-    };
-    let listener = MetricsListener::bind(host, *port)
-        .await
-        .map_err(|e| Error::Config(e.to_string()))?;
-    tasks.spawn(
-        "metrics",
-        listener.serve(metrics.clone(), tasks.shutdown().stopped()),
-    );
     Ok(())
 }
 
