@@ -30,6 +30,10 @@ const SERVER_SERIES: &[&str] = &[
     "spire_server_ca_manager_x509_ca_activate",
     "spire_server_manager_x509_ca_rotate_expiration",
     "spire_server_manager_x509_ca_rotate_ttl",
+    "spire_server_datastore_join_token_create",
+    "spire_server_datastore_join_token_delete",
+    "spire_server_datastore_node_create",
+    "spire_server_datastore_registration_entry_create",
 ];
 
 /// The same for the agent.
@@ -58,8 +62,47 @@ const KNOWN: &[&str] = &[
     "spire_agent_workload_api_workload_attestation",
     "spire_agent_manager_sync_fetch_entries_updates",
     "spire_agent_manager_sync_fetch_svids_updates",
+    "spire_server_datastore_bundle_append",
+    "spire_server_datastore_bundle_count",
+    "spire_server_datastore_bundle_create",
+    "spire_server_datastore_bundle_delete",
+    "spire_server_datastore_bundle_fetch",
+    "spire_server_datastore_bundle_list",
+    "spire_server_datastore_bundle_prune",
+    "spire_server_datastore_bundle_set",
+    "spire_server_datastore_bundle_update",
+    "spire_server_datastore_registration_entry_count",
+    "spire_server_datastore_registration_entry_create",
+    "spire_server_datastore_registration_entry_delete",
+    "spire_server_datastore_registration_entry_fetch",
+    "spire_server_datastore_registration_entry_list",
+    "spire_server_datastore_registration_entry_prune",
+    "spire_server_datastore_registration_entry_update",
+    "spire_server_datastore_node_count",
+    "spire_server_datastore_node_create",
+    "spire_server_datastore_node_delete",
+    "spire_server_datastore_node_fetch",
+    "spire_server_datastore_node_list",
+    "spire_server_datastore_node_selectors_set",
+    "spire_server_datastore_node_update",
+    "spire_server_datastore_join_token_create",
+    "spire_server_datastore_join_token_delete",
+    "spire_server_datastore_join_token_fetch",
+    "spire_server_datastore_join_token_prune",
+    "spire_server_datastore_federation_relationship_create",
+    "spire_server_datastore_federation_relationship_delete",
+    "spire_server_datastore_federation_relationship_fetch",
+    "spire_server_datastore_federation_relationship_list",
+    "spire_server_datastore_federation_relationship_update",
+    "spire_server_datastore_ca_journal_fetch",
+    "spire_server_datastore_ca_journal_prune",
+    "spire_server_datastore_ca_journal_set",
     // spire-rs's own
     "spire_agent_push_messages",
+    "spire_server_datastore_bundle_edit",
+    "spire_server_datastore_change_event_latest",
+    "spire_server_datastore_change_event_list",
+    "spire_server_datastore_change_event_prune",
 ];
 
 /// The RPC services whose methods SPIRE names `rpc_<service key>_<method>`.
@@ -210,7 +253,7 @@ fn check_names(text: &str, what: &str) {
     }
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         assert!(line.contains("host=\""), "{what}: no host label: {line}");
-        if line.contains("_rpc_") {
+        if line.contains("_rpc_") || line.contains("_datastore_") {
             assert!(line.contains("status=\""), "{what}: no status: {line}");
         }
     }

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+mod datastore_metrics;
 mod federation;
 mod health;
 mod publish;

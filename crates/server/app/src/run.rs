@@ -27,6 +27,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Server;
 
 use crate::config::{KeyManagerChoice, NodeAttestorChoice, ServerConfig};
+use crate::datastore_metrics::Metered;
 use crate::publish::BundleOutlets;
 use crate::tls::{self, BundleVerifier, SvidResolver};
 use crate::{Error, federation, uds};
@@ -86,8 +87,10 @@ async fn serve(
     .await
     .map_err(|e| Error::Config(e.to_string()))?;
     let plugins = &config.plugins;
-    let datastore: Arc<dyn DataStore> =
-        Arc::new(SqlStore::open_with_clock(&plugins.datastore, clock.clone()).await?);
+    let datastore: Arc<dyn DataStore> = Arc::new(Metered::new(
+        Arc::new(SqlStore::open_with_clock(&plugins.datastore, clock.clone()).await?),
+        &metrics,
+    ));
     let key_manager: Arc<dyn KeyManager> = match &plugins.key_manager {
         KeyManagerChoice::Disk(path) => Arc::new(DiskKeyManager::open_for(path, KeyIds::Server)?),
         KeyManagerChoice::Memory => Arc::new(MemoryKeyManager::new()),
