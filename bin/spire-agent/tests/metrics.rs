@@ -62,6 +62,8 @@ const KNOWN: &[&str] = &[
     "spire_agent_workload_api_workload_attestation",
     "spire_agent_manager_sync_fetch_entries_updates",
     "spire_agent_manager_sync_fetch_svids_updates",
+    "spire_agent_sds_api_connection",
+    "spire_agent_sds_api_connections",
     "spire_server_datastore_bundle_append",
     "spire_server_datastore_bundle_count",
     "spire_server_datastore_bundle_create",

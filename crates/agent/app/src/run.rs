@@ -144,6 +144,7 @@ async fn serve(
             workload_attestors.clone(),
             config.sds.clone(),
             stop.clone(),
+            &metrics,
         );
         endpoint = endpoint.with_routes(&[SdsService::NAME], sds.into_routes());
     }

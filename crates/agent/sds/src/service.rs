@@ -11,6 +11,7 @@ use envoy_types::pb::envoy::service::secret::v3::secret_discovery_service_server
 use spire_agent_cache::{Cache, Subscription};
 use spire_agent_workload::WorkloadAttestor;
 use spire_agent_workload::peer::{attest_caller, caller_pid};
+use spire_metrics::{Counter, Gauge, GaugeGuard, Registry};
 use spire_task::Shutdown;
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt as _;
@@ -35,6 +36,9 @@ struct Inner {
     attestors: Vec<Arc<dyn WorkloadAttestor>>,
     config: SdsConfig,
     stop: Shutdown,
+    /// SPIRE's `sds_api_connection` (calls accepted) and `sds_api_connections` (in progress).
+    connection: Counter,
+    connections: Gauge,
 }
 
 type ResponseStream = ReceiverStream<Result<DiscoveryResponse, Status>>;
@@ -45,13 +49,15 @@ impl SdsService {
     /// The gRPC service name (`envoy.service.secret.v3.SecretDiscoveryService`).
     pub const NAME: &str = <SecretDiscoveryServiceServer<SdsService> as NamedService>::NAME;
 
-    /// A service over `cache`, attesting callers with `attestors`. Streams end on `stop`,
-    /// which waits for them (each holds a [`spire_task::DrainGuard`]).
+    /// A service over `cache`, attesting callers with `attestors`, counting its calls in
+    /// `metrics`. Streams end on `stop`, which waits for them (each holds a
+    /// [`spire_task::DrainGuard`]).
     pub fn new(
         cache: Cache,
         attestors: Vec<Arc<dyn WorkloadAttestor>>,
         config: SdsConfig,
         stop: Shutdown,
+        metrics: &Registry,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -59,8 +65,17 @@ impl SdsService {
                 attestors,
                 config,
                 stop,
+                connection: metrics.counter(&["sds_api", "connection"], &[]),
+                connections: metrics.gauge(&["sds_api", "connections"], &[]),
             }),
         }
+    }
+
+    /// Counts one call and holds it in the `connections` gauge until the guard drops (at the
+    /// end of a stream).
+    fn connection(&self) -> GaugeGuard {
+        self.inner.connection.inc();
+        self.inner.connections.track()
     }
 
     /// The routable gRPC service (no security header: Envoy does not send one).
@@ -105,13 +120,14 @@ impl SecretDiscoveryService for SdsService {
         &self,
         request: Request<Streaming<DiscoveryRequest>>,
     ) -> Result<Response<Self::StreamSecretsStream>, Status> {
+        let connection = self.connection();
         let subscription = self.subscribe(&request).await?;
         let (tx, rx) = mpsc::channel(1);
         let inner = Arc::clone(&self.inner);
         let stopped = inner.stop.stopped();
         let in_flight = inner.stop.guard();
         tokio::spawn(async move {
-            let _in_flight = in_flight;
+            let (_in_flight, _connection) = (in_flight, connection);
             tokio::select! {
                 result = serve_stream(&inner.config, subscription, request.into_inner(), &tx) => {
                     if let Err(status) = result {
@@ -129,6 +145,7 @@ impl SecretDiscoveryService for SdsService {
         &self,
         request: Request<DiscoveryRequest>,
     ) -> Result<Response<DiscoveryResponse>, Status> {
+        let _connection = self.connection();
         let mut subscription = self.subscribe(&request).await?;
         let update = tokio::select! {
             update = subscription.next() => update.ok_or(Error::ShuttingDown)?,

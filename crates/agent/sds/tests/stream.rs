@@ -43,6 +43,16 @@ async fn a_stale_nonce_is_ignored() {
         .unwrap();
     let first = stream.next().await.unwrap();
     assert_eq!(first.version_info, "1");
+    // SPIRE's connection series count the open stream.
+    let exposition = served.metrics.render();
+    assert!(
+        exposition.contains("\nspire_sds_api_connection 1\n"),
+        "{exposition}"
+    );
+    assert!(
+        exposition.contains("\nspire_sds_api_connections 1\n"),
+        "{exposition}"
+    );
 
     // Other names under a nonce that was never sent: ignored, so nothing is answered for them.
     let mut stale = request(None, &["ROOTCA"]);

@@ -41,6 +41,8 @@ pub fn add_federated(cache: &Cache, own: &TestCa, federated: &TestCa) {
 /// The public endpoint with SDS on a socket in a temporary directory; stops on drop.
 pub struct Served {
     pub socket: PathBuf,
+    /// The service's series (`sds_api_connection`, `sds_api_connections`).
+    pub metrics: spire_metrics::Registry,
     _dir: tempfile::TempDir,
     stop: Shutdown,
 }
@@ -70,7 +72,14 @@ pub fn serve(cache: &Cache, config: SdsConfig) -> Served {
     let stopped = stop.clone();
     let attestors: Vec<Arc<dyn WorkloadAttestor>> =
         vec![Arc::new(UnixAttestor::new(UnixConfig::default()))];
-    let sds = SdsService::new(cache.clone(), attestors.clone(), config, stopped.clone());
+    let metrics = spire_metrics::Registry::default();
+    let sds = SdsService::new(
+        cache.clone(),
+        attestors.clone(),
+        config,
+        stopped.clone(),
+        &metrics,
+    );
     let endpoint = Endpoint::bind(EndpointConfig {
         socket_path: socket.clone(),
         ..EndpointConfig::default()
@@ -81,6 +90,7 @@ pub fn serve(cache: &Cache, config: SdsConfig) -> Served {
     tokio::spawn(async move { endpoint.serve(cache, attestors, stopped).await.unwrap() });
     Served {
         socket,
+        metrics,
         _dir: dir,
         stop,
     }
