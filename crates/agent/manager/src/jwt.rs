@@ -126,11 +126,7 @@ pub(crate) fn jwt_svid(svid: Option<types::Jwtsvid>, entry: &Entry) -> Result<Jw
 
 /// A failed call as gRPC-Go prints it (`rpc error: code = Unavailable desc = …`).
 fn rpc_error(status: &Status) -> String {
-    let code = match status.code() {
-        // gRPC-Go spells this one the American way.
-        tonic::Code::Cancelled => "Canceled".to_owned(),
-        code => format!("{code:?}"),
-    };
+    let code = spire_id::go_fmt::grpc_code_name(status.code() as i32).unwrap_or("Unknown");
     format!("rpc error: code = {code} desc = {}", status.message())
 }
 

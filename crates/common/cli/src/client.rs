@@ -115,29 +115,9 @@ pub fn go_errno_text(e: &io::Error) -> String {
     }
 }
 
-/// gRPC-Go's name for a status code (`codes.Code.String()`).
+/// gRPC-Go's name for a status code (`codes.Code.String()`), `Code(<n>)` for an unknown one.
 pub fn code_name(code: i32) -> String {
-    let name = match code {
-        0 => "OK",
-        1 => "Canceled",
-        2 => "Unknown",
-        3 => "InvalidArgument",
-        4 => "DeadlineExceeded",
-        5 => "NotFound",
-        6 => "AlreadyExists",
-        7 => "PermissionDenied",
-        8 => "ResourceExhausted",
-        9 => "FailedPrecondition",
-        10 => "Aborted",
-        11 => "OutOfRange",
-        12 => "Unimplemented",
-        13 => "Internal",
-        14 => "Unavailable",
-        15 => "DataLoss",
-        16 => "Unauthenticated",
-        other => return format!("Code({other})"),
-    };
-    name.to_owned()
+    spire_id::go_fmt::grpc_code_name(code).map_or_else(|| format!("Code({code})"), str::to_owned)
 }
 
 /// A failed RPC as gRPC-Go formats it: `rpc error: code = NotFound desc = entry not found`.

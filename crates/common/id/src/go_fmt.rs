@@ -1,5 +1,6 @@
-//! Go's `%q` formatting, which SPIRE's messages use for names, URLs and audiences: one place
-//! for every crate that reproduces those messages.
+//! Go's `%q` formatting, which SPIRE's messages use for names, URLs and audiences, and
+//! gRPC-Go's names of the status codes: one place for every crate that reproduces SPIRE's
+//! messages, log fields and metric labels.
 
 /// `strconv.Quote(s)`: double quotes, with `"`, `\` and non-printable characters escaped
 /// (printable Unicode kept as is).
@@ -37,6 +38,36 @@ pub fn quote_list<S: AsRef<str>>(items: &[S]) -> String {
     format!("[{}]", quoted.join(" "))
 }
 
+/// gRPC-Go's names of the status codes (`codes.Code.String()`), indexed by code number:
+/// `Canceled` is spelt the American way.
+pub const GRPC_CODE_NAMES: [&str; 17] = [
+    "OK",
+    "Canceled",
+    "Unknown",
+    "InvalidArgument",
+    "DeadlineExceeded",
+    "NotFound",
+    "AlreadyExists",
+    "PermissionDenied",
+    "ResourceExhausted",
+    "FailedPrecondition",
+    "Aborted",
+    "OutOfRange",
+    "Unimplemented",
+    "Internal",
+    "Unavailable",
+    "DataLoss",
+    "Unauthenticated",
+];
+
+/// gRPC-Go's name of status code `code`; `None` for a number outside the 17 codes.
+pub fn grpc_code_name(code: i32) -> Option<&'static str> {
+    usize::try_from(code)
+        .ok()
+        .and_then(|i| GRPC_CODE_NAMES.get(i))
+        .copied()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,5 +77,14 @@ mod tests {
         assert_eq!(quote("a\"b\\c\n\u{1}é"), r#""a\"b\\c\n\x01é""#);
         assert_eq!(quote_list::<&str>(&[]), "[]");
         assert_eq!(quote_list(&["FOO", "BAR"]), r#"["FOO" "BAR"]"#);
+    }
+
+    #[test]
+    fn grpc_code_names_are_grpc_go_s() {
+        assert_eq!(grpc_code_name(0), Some("OK"));
+        assert_eq!(grpc_code_name(1), Some("Canceled"));
+        assert_eq!(grpc_code_name(16), Some("Unauthenticated"));
+        assert_eq!(grpc_code_name(17), None);
+        assert_eq!(grpc_code_name(-1), None);
     }
 }

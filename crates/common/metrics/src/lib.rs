@@ -24,33 +24,15 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+// Go's names of the gRPC codes (`codes.Code.String()`): SPIRE's `status` label values.
+use spire_id::go_fmt::GRPC_CODE_NAMES as CODE_NAMES;
+
 pub use config::TelemetryConfig;
 pub use listener::{MetricsListener, start};
 pub use tonic::Code;
 
 /// The number of gRPC status codes (`OK` … `Unauthenticated`).
-const CODES: usize = 17;
-
-/// Go's names of the gRPC codes (`codes.Code.String()`), SPIRE's `status` label values.
-const CODE_NAMES: [&str; CODES] = [
-    "OK",
-    "Canceled",
-    "Unknown",
-    "InvalidArgument",
-    "DeadlineExceeded",
-    "NotFound",
-    "AlreadyExists",
-    "PermissionDenied",
-    "ResourceExhausted",
-    "FailedPrecondition",
-    "Aborted",
-    "OutOfRange",
-    "Unimplemented",
-    "Internal",
-    "Unavailable",
-    "DataLoss",
-    "Unauthenticated",
-];
+const CODES: usize = CODE_NAMES.len();
 
 /// Go's name of `code` (`OK`, `PermissionDenied`, …).
 pub fn code_name(code: Code) -> &'static str {
