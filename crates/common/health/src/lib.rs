@@ -33,7 +33,7 @@ pub use config::{
     HealthLimits,
 };
 pub use dial::unix_channel;
-pub use listener::HealthListener;
+pub use listener::{HealthListener, listen};
 pub use runner::{CHECK_TIMEOUT, Health, STEADY_INTERVAL, UNTIL_PASSING_INTERVAL, serve};
 
 /// Why the health checks could not start.

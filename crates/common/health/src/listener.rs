@@ -39,6 +39,29 @@ struct Paths {
     ready: String,
 }
 
+/// Listens on `host:port` as Go's `net.Listen("tcp", …)` does for SPIRE's operator
+/// endpoints: an IP (brackets allowed) as it is, a host name at its first IPv4 address (else
+/// its first address), so the default `localhost` binds 127.0.0.1. Shared by the health and
+/// metrics listeners.
+pub async fn listen(host: &str, port: u16) -> std::io::Result<TcpListener> {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let addr = match host.parse::<IpAddr>() {
+        Ok(ip) => SocketAddr::new(ip, port),
+        Err(_) => {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await?.collect();
+            addrs
+                .iter()
+                .find(|a| a.is_ipv4())
+                .or(addrs.first())
+                .copied()
+                .ok_or_else(|| {
+                    std::io::Error::new(std::io::ErrorKind::NotFound, "no address found")
+                })?
+        }
+    };
+    TcpListener::bind(addr).await
+}
+
 // === impl HealthListener ===
 
 impl HealthListener {
@@ -53,31 +76,9 @@ impl HealthListener {
             address: address.clone(),
             source,
         };
-        let host = config
-            .bind_address
-            .trim_start_matches('[')
-            .trim_end_matches(']');
-        let addr = match host.parse::<IpAddr>() {
-            Ok(ip) => SocketAddr::new(ip, config.bind_port),
-            Err(_) => {
-                let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, config.bind_port))
-                    .await
-                    .map_err(bind_error)?
-                    .collect();
-                addrs
-                    .iter()
-                    .find(|a| a.is_ipv4())
-                    .or(addrs.first())
-                    .copied()
-                    .ok_or_else(|| {
-                        bind_error(std::io::Error::new(
-                            std::io::ErrorKind::NotFound,
-                            "no address found",
-                        ))
-                    })?
-            }
-        };
-        let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+        let listener = listen(&config.bind_address, config.bind_port)
+            .await
+            .map_err(bind_error)?;
         let local_addr = listener.local_addr().map_err(bind_error)?;
         Ok(Self {
             listener,

@@ -4,7 +4,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,36 +76,14 @@ pub struct MetricsListener {
 }
 
 impl MetricsListener {
-    /// Binds `host:port`; a host name binds its first IPv4 address (else its first address),
-    /// as Go's `net.Listen` does for SPIRE's default `localhost`.
+    /// Binds `host:port` as Go's `net.Listen` does ([`spire_health::listen`]).
     pub async fn bind(host: &str, port: u16) -> Result<Self, BindError> {
         let address = format!("{host}:{port}");
         let bind_error = |source| BindError {
             address: address.clone(),
             source,
         };
-        let bare = host.trim_start_matches('[').trim_end_matches(']');
-        let addr = match bare.parse::<IpAddr>() {
-            Ok(ip) => SocketAddr::new(ip, port),
-            Err(_) => {
-                let addrs: Vec<SocketAddr> = tokio::net::lookup_host((bare, port))
-                    .await
-                    .map_err(bind_error)?
-                    .collect();
-                addrs
-                    .iter()
-                    .find(|a| a.is_ipv4())
-                    .or(addrs.first())
-                    .copied()
-                    .ok_or_else(|| {
-                        bind_error(std::io::Error::new(
-                            std::io::ErrorKind::NotFound,
-                            "no address found",
-                        ))
-                    })?
-            }
-        };
-        let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+        let listener = spire_health::listen(host, port).await.map_err(bind_error)?;
         let local_addr = listener.local_addr().map_err(bind_error)?;
         Ok(Self {
             listener,
