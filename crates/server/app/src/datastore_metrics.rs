@@ -90,6 +90,7 @@ metered! {
     ["node", "update"] fn update_attested_node(&self, node: AttestedNode, mask: Option<NodeMask>) -> Result<AttestedNode>;
     ["node", "update"] fn promote_node_serial(&self, spiffe_id: &SpiffeId, expected_current: &str, new_serial: &str) -> Result<bool>;
     ["node", "delete"] fn delete_attested_node(&self, spiffe_id: &SpiffeId) -> Result<AttestedNode>;
+    ["node", "prune"] fn prune_attested_nodes(&self, expired_before: i64, include_non_reattestable: bool, batch_size: u32) -> Result<Vec<SpiffeId>>;
     ["node", "selectors", "set"] fn set_node_selectors(&self, spiffe_id: &SpiffeId, selectors: &SelectorSet) -> Result<()>;
     ["join_token", "create"] fn create_join_token(&self, token: JoinToken) -> Result<()>;
     ["join_token", "fetch"] fn fetch_join_token(&self, token: &str) -> Result<Option<JoinToken>>;

@@ -47,6 +47,7 @@ mod filters;
 mod migrate;
 mod misc;
 mod nodes;
+mod prune;
 mod store;
 mod takeover;
 

@@ -439,6 +439,16 @@ impl DataStore for SqlStore {
         self.delete_node_impl(spiffe_id).await
     }
 
+    async fn prune_attested_nodes(
+        &self,
+        expired_before: i64,
+        include_non_reattestable: bool,
+        batch_size: u32,
+    ) -> DsResult<Vec<SpiffeId>> {
+        self.prune_nodes_impl(expired_before, include_non_reattestable, batch_size)
+            .await
+    }
+
     async fn set_node_selectors(
         &self,
         spiffe_id: &SpiffeId,

@@ -160,6 +160,18 @@ pub trait DataStore: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<bool>;
     /// Deletes a node and its selectors, returning it.
     async fn delete_attested_node(&self, spiffe_id: &SpiffeId) -> Result<AttestedNode>;
+    /// Deletes the attested nodes whose SVID expired before `expired_before` (unix seconds),
+    /// with their selectors, `batch_size` nodes per transaction (0: 1 000) until none is
+    /// left. Banned nodes are never pruned, nodes that cannot re-attest only with
+    /// `include_non_reattestable`, and a node holding an unexpired new SVID is kept. A pruned
+    /// join-token node's alias entries (parented by its ID and selecting `spiffe_id:<its ID>`)
+    /// are deleted with it. Returns the pruned nodes' IDs.
+    async fn prune_attested_nodes(
+        &self,
+        expired_before: i64,
+        include_non_reattestable: bool,
+        batch_size: u32,
+    ) -> Result<Vec<SpiffeId>>;
     /// Replaces the selectors of a node (which need not exist yet, as in SPIRE).
     async fn set_node_selectors(&self, spiffe_id: &SpiffeId, selectors: &SelectorSet)
     -> Result<()>;

@@ -14,4 +14,5 @@ mod events;
 mod list;
 mod misc;
 mod nodes;
+mod prune;
 mod takeover;
