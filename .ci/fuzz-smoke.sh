@@ -9,10 +9,13 @@
 #   FUZZ_SECONDS    seconds per target (default 10)
 #   FUZZ_TARGETS    space-separated target names to run (default: all)
 #   FUZZ_SANITIZER  cargo-fuzz sanitizer (default: address with nightly, none without)
+#   FUZZ_TARGET_DIR build directory shared by every fuzz crate (default: target/fuzz), so the
+#                   dependencies they have in common (aws-lc among them) are built once
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 seconds=${FUZZ_SECONDS:-10}
+target_dir=${FUZZ_TARGET_DIR:-$root/target/fuzz}
 
 # cargo-fuzz itself (a registry package).
 if ! cargo fuzz --version >/dev/null 2>&1; then
@@ -45,7 +48,7 @@ for dir in "${fuzz_dirs[@]}"; do
     rel=${dir#"$root"/}
     cd "$dir"
     echo "=== $rel: building (sanitizer $sanitizer)"
-    if ! cargo "${toolchain_args[@]}" fuzz build -s "$sanitizer"; then
+    if ! cargo "${toolchain_args[@]}" fuzz build -s "$sanitizer" --target-dir "$target_dir"; then
         failed+=("$rel (build)")
         continue
     fi
@@ -65,7 +68,7 @@ for dir in "${fuzz_dirs[@]}"; do
         fi
         echo "=== $rel: $target for ${seconds}s"
         log=$(mktemp)
-        if cargo "${toolchain_args[@]}" fuzz run -s "$sanitizer" "$target" "${corpora[@]}" \
+        if cargo "${toolchain_args[@]}" fuzz run -s "$sanitizer" --target-dir "$target_dir" "$target" "${corpora[@]}" \
             -- "${libfuzzer_args[@]}" >"$log" 2>&1; then
             grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb)' "$log" || true
         else
