@@ -66,6 +66,11 @@ impl Server {
     /// Starts `spire-server run -config <dir>/server.conf` (written on first use) and waits
     /// until `healthcheck` succeeds.
     pub fn start(dir: &Path) -> Server {
+        Self::start_with_env(dir, &[])
+    }
+
+    /// As [`Server::start`], with extra environment variables for the server process.
+    pub fn start_with_env(dir: &Path, env: &[(&str, &str)]) -> Server {
         let config = dir.join("server.conf");
         let config = if config.exists() {
             config
@@ -78,6 +83,7 @@ impl Server {
             .arg("-config")
             .arg(&config)
             .current_dir(dir)
+            .envs(env.iter().copied())
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .spawn()
@@ -121,6 +127,11 @@ impl Server {
             .env_remove("SPIRE_SERVER_PRIVATE_SOCKET_TEMPLATE")
             .output()
             .unwrap()
+    }
+
+    /// What the server has written to stdout and stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
     }
 
     /// The server's process ID.

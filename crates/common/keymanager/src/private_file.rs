@@ -50,6 +50,11 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     file.write_all(bytes).map_err(|e| io("writing", e))?;
     file.sync_all().map_err(|e| io("syncing", e))?;
     drop(file);
+    // Test-only stop for the crash case of the fault suite (docs/faults.md).
+    spire_task::failpoint(&format!(
+        "before_rename:{}",
+        path.file_name().unwrap_or_default().to_string_lossy()
+    ));
     fs::rename(&tmp, path).map_err(|e| Error::io(format!("renaming to {}", path.display()), e))?;
     fs::File::open(&dir)
         .and_then(|d| d.sync_all())

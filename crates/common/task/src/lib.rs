@@ -12,9 +12,11 @@
 //! a grace period to drain before they are aborted.
 #![forbid(unsafe_code)]
 
+mod failpoint;
 mod shutdown;
 mod supervisor;
 
+pub use failpoint::{FAILPOINT_VAR, failpoint};
 pub use shutdown::{DrainGuard, Shutdown};
 pub use supervisor::{Supervisor, TaskOutput};
 

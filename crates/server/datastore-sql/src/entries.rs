@@ -52,7 +52,11 @@ impl SqlStore {
         if !pending.is_empty() {
             let mut tx = self.begin_write().await?;
             let outcome = insert_entries(&mut tx, pending).await;
-            for (index, result) in tx.finish(outcome).await? {
+            // Test-only stops for the crash cases of the fault suite (docs/faults.md).
+            spire_task::failpoint("batch_create_entry_before_commit");
+            let outcome = tx.finish(outcome).await?;
+            spire_task::failpoint("batch_create_entry_after_commit");
+            for (index, result) in outcome {
                 results[index] = Some(result);
             }
         }
