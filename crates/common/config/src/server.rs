@@ -259,18 +259,6 @@ impl ServerSection {
             &self.profiling_freq,
             &self.profiling_names,
         );
-        const PRUNE: &str = "attested nodes are not pruned";
-        found.present(
-            &self.prune_attested_nodes_expired_for,
-            "prune_attested_nodes_expired_for",
-            PRUNE,
-        );
-        found.present(
-            &self.prune_attested_nodes_batch_size,
-            "prune_attested_nodes_batch_size",
-            PRUNE,
-        );
-        found.when(is_true(self.prune_tofu_nodes), "prune_tofu_nodes", PRUNE);
         if let Some(e) = &self.experimental {
             e.refusals(&mut found);
         }
@@ -336,11 +324,6 @@ impl ExperimentalSection {
             &self.full_cache_reload_interval,
             "experimental.full_cache_reload_interval",
             "the entry cache follows the change feed and never reloads in full",
-        );
-        found.present(
-            &self.prune_events_older_than,
-            "experimental.prune_events_older_than",
-            "change events are not pruned",
         );
         found.present(
             &self.event_timeout,

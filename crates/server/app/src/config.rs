@@ -77,6 +77,12 @@ pub struct ServerConfig {
     /// `experimental.disable_push` (spire-rs only, default false): the push service is not
     /// routed, so Watch answers Unimplemented as on a SPIRE server and agents only poll.
     pub disable_push: bool,
+    /// `experimental.prune_events_older_than` (default 12h): change events older than this
+    /// are deleted, every half of it.
+    pub prune_events_older_than: Duration,
+    /// `prune_attested_nodes_expired_for` and its companions: `None` (the default) keeps
+    /// every attested node.
+    pub prune_attested_nodes: Option<NodePruning>,
     /// `federation { }`: the bundle endpoint and the static relationships.
     pub federation: FederationConfig,
     /// Every configured plugin, resolved through the catalog.
@@ -90,6 +96,22 @@ pub struct ServerConfig {
     /// Keys spire-rs cannot honour are refused instead (`docs/config.md`).
     pub warnings: Vec<String>,
 }
+
+/// Which attested nodes the server deletes, and how many per transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodePruning {
+    /// `prune_attested_nodes_expired_for`: how long ago a node's SVID must have expired.
+    pub expired_for: Duration,
+    /// `prune_attested_nodes_batch_size` (default 1000): nodes deleted per transaction.
+    pub batch_size: u32,
+    /// `prune_tofu_nodes` (default false): nodes that cannot re-attest are pruned too.
+    pub tofu_nodes: bool,
+}
+
+/// SPIRE's `experimental.prune_events_older_than` default.
+pub const DEFAULT_PRUNE_EVENTS_OLDER_THAN: Duration = Duration::from_secs(12 * 3600);
+/// SPIRE's `prune_attested_nodes_batch_size` default.
+pub const DEFAULT_PRUNE_NODES_BATCH_SIZE: u32 = 1_000;
 
 // === impl ServerConfig ===
 
@@ -177,6 +199,32 @@ impl ServerConfig {
             .collect::<Result<_, _>>()?;
 
         let federation = FederationConfig::resolve(s.federation.as_ref())?;
+        let prune_events_older_than = s
+            .experimental
+            .as_ref()
+            .and_then(|e| e.prune_events_older_than)
+            .map_or(DEFAULT_PRUNE_EVENTS_OLDER_THAN, |d| d.0);
+        if prune_events_older_than.is_zero() {
+            return Err(Error::Config(
+                "experimental.prune_events_older_than must be greater than zero".into(),
+            ));
+        }
+        let prune_attested_nodes = match s.prune_attested_nodes_expired_for {
+            Some(d) if d.0.is_zero() => {
+                return Err(Error::Config(
+                    "prune_attested_nodes_expired_for must be greater than zero".into(),
+                ));
+            }
+            Some(d) => Some(NodePruning {
+                expired_for: d.0,
+                batch_size: s
+                    .prune_attested_nodes_batch_size
+                    .map_or(DEFAULT_PRUNE_NODES_BATCH_SIZE, |b| b.0)
+                    .max(1),
+                tofu_nodes: s.prune_tofu_nodes.is_some_and(|b| b.0),
+            }),
+            None => None,
+        };
         Ok(Self {
             trust_domain,
             bind_address: o
@@ -223,6 +271,8 @@ impl ServerConfig {
                 .as_ref()
                 .and_then(|e| e.disable_push)
                 .is_some_and(|b| b.0),
+            prune_events_older_than,
+            prune_attested_nodes,
             federation,
             plugins,
             health,

@@ -7,12 +7,13 @@ pub mod config;
 mod datastore_metrics;
 mod federation;
 mod health;
+pub mod prune;
 mod publish;
 mod run;
 mod tls;
 mod uds;
 
-pub use config::{KeyManagerChoice, Overrides, ServerConfig};
+pub use config::{KeyManagerChoice, NodePruning, Overrides, ServerConfig};
 pub use health::server_checkers;
 pub use run::{run, run_with_logger};
 pub use spire_server_api::logger::{LogLevelControl, logrus_name};

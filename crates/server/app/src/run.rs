@@ -165,6 +165,11 @@ async fn serve(
             .clone()
             .run(config.cache_reload_interval, stop.watch()),
     );
+    // Change events, expired entries and join tokens, and (when configured) long-expired
+    // agents are deleted on their own schedules.
+    crate::prune::Pruner::new(datastore.clone(), clock.clone(), &config)
+        .notifying(context.entries.clone())
+        .spawn(&mut tasks, &stop);
     tasks.spawn(
         "tls-verifier-refresher",
         refresh_verifier(

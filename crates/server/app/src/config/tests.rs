@@ -74,15 +74,6 @@ fn every_unimplemented_server_key_is_refused_by_name() {
         ("profiling_freq = 10", "server.profiling_freq"),
         ("profiling_names = [\"heap\"]", "server.profiling_names"),
         (
-            "prune_attested_nodes_expired_for = \"24h\"",
-            "server.prune_attested_nodes_expired_for",
-        ),
-        (
-            "prune_attested_nodes_batch_size = 100",
-            "server.prune_attested_nodes_batch_size",
-        ),
-        ("prune_tofu_nodes = true", "server.prune_tofu_nodes"),
-        (
             "experimental {\n auth_opa_policy_engine {\n local {\n rego_path = \"policy.rego\"\n \
              policy_data_path = \"data.json\"\n }\n }\n}",
             "server.experimental.auth_opa_policy_engine",
@@ -114,10 +105,6 @@ fn every_unimplemented_server_key_is_refused_by_name() {
         (
             "experimental {\n full_cache_reload_interval = \"1h\"\n}",
             "server.experimental.full_cache_reload_interval",
-        ),
-        (
-            "experimental {\n prune_events_older_than = \"12h\"\n}",
-            "server.experimental.prune_events_older_than",
         ),
         (
             "experimental {\n event_timeout = \"15m\"\n}",
@@ -184,7 +171,7 @@ fn unimplemented_plugin_keys_are_refused_by_name() {
             "plugins.DataStore.sql.plugin_data.client_key_path",
         ),
         (
-            SERVER.replacen("\"sqlite3\"", "\"mysql\"", 1),
+            SERVER.replacen("\"sqlite3\"", "\"oracle\"", 1),
             "plugins.DataStore.sql.plugin_data.database_type",
         ),
         (
@@ -365,5 +352,57 @@ fn the_repository_server_confs_load() {
         let config = ServerConfig::load(&dir.join(name), false, &Overrides::default())
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(config.warnings.is_empty(), "{name}: {:?}", config.warnings);
+    }
+}
+
+#[test]
+fn prune_settings_take_spire_defaults_and_values() {
+    let config = load(SERVER).unwrap();
+    assert_eq!(
+        config.prune_events_older_than,
+        Duration::from_secs(12 * 3600)
+    );
+    assert_eq!(config.prune_attested_nodes, None, "agents are kept by default");
+
+    let config = load(&with_server_keys(
+        "prune_attested_nodes_expired_for = \"72h\"\n\
+         experimental {\n prune_events_older_than = \"1h\"\n}",
+    ))
+    .unwrap();
+    assert_eq!(config.prune_events_older_than, Duration::from_secs(3600));
+    assert_eq!(
+        config.prune_attested_nodes,
+        Some(NodePruning {
+            expired_for: Duration::from_secs(72 * 3600),
+            batch_size: 1_000,
+            tofu_nodes: false,
+        })
+    );
+    let config = load(&with_server_keys(
+        "prune_attested_nodes_expired_for = \"1h\"\nprune_attested_nodes_batch_size = 50\n\
+         prune_tofu_nodes = true",
+    ))
+    .unwrap();
+    assert_eq!(
+        config.prune_attested_nodes,
+        Some(NodePruning {
+            expired_for: Duration::from_secs(3600),
+            batch_size: 50,
+            tofu_nodes: true,
+        })
+    );
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+
+    for (keys, message) in [
+        (
+            "prune_attested_nodes_expired_for = \"0s\"",
+            "prune_attested_nodes_expired_for must be greater than zero",
+        ),
+        (
+            "experimental {\n prune_events_older_than = \"0s\"\n}",
+            "experimental.prune_events_older_than must be greater than zero",
+        ),
+    ] {
+        assert_eq!(load(&with_server_keys(keys)).unwrap_err(), message);
     }
 }
