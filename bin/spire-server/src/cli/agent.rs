@@ -1,4 +1,4 @@
-//! `spire-server agent list|show|count|evict|ban`.
+//! `spire-server agent list|show|count|evict|ban|purge`.
 
 use std::io::Write;
 
@@ -9,12 +9,12 @@ use spire_proto::spire::api::server::agent::v1::{
     BanAgentRequest, CountAgentsRequest, DeleteAgentRequest, GetAgentRequest, ListAgentsRequest,
     ListAgentsResponse, count_agents_request, list_agents_request,
 };
-use spire_proto::spire::api::types::{Agent, SelectorMatch, selector_match};
+use spire_proto::spire::api::types::{Agent, AgentMask, SelectorMatch, selector_match};
 use tonic::transport::Channel;
 
 use crate::cli::common::{
-    Client, Io, OutputArgs, OutputFormat, SocketArgs, collect_pages, id_to_proto, id_to_string,
-    pluralize, print_count, rpc_err, selector_filter,
+    Client, Io, OutputArgs, OutputFormat, SocketArgs, collect_pages, go_bool, go_duration,
+    id_to_proto, id_to_string, pluralize, print_count, rpc_err, selector_filter,
 };
 use crate::cli::entry::go_utc_time;
 use spire_cli::protojson;
@@ -35,6 +35,24 @@ pub(crate) enum AgentCommand {
     Evict(IdArgs),
     /// Block an agent from attesting again until it is evicted
     Ban(IdArgs),
+    /// Delete expired agents that attested with a method that lets them attest again
+    Purge(PurgeArgs),
+}
+
+/// Flags of `agent purge`.
+#[derive(Debug, Args)]
+#[command(args_override_self = true)]
+pub(crate) struct PurgeArgs {
+    #[command(flatten)]
+    pub(crate) socket: SocketArgs,
+    #[command(flatten)]
+    pub(crate) output: OutputArgs,
+    /// How long ago an agent's SVID must have expired for the agent to be purged
+    #[arg(long = "expiredFor", value_name = "duration", default_value = "720h0m0s", value_parser = go_duration, allow_negative_numbers = true)]
+    pub(crate) expired_for: i128,
+    /// Only print the agents that would be purged
+    #[arg(long = "dryRun", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_parser = go_bool, action = ArgAction::Set)]
+    pub(crate) dry_run: bool,
 }
 
 /// Filters of `agent list` / `agent count`.
@@ -137,6 +155,7 @@ pub(crate) async fn run(command: AgentCommand, io: &mut Io<'_>) -> anyhow::Resul
         AgentCommand::Show(args) => show(args, io).await,
         AgentCommand::Evict(args) => evict_or_ban(args, io, false).await,
         AgentCommand::Ban(args) => evict_or_ban(args, io, true).await,
+        AgentCommand::Purge(args) => purge(args, io).await,
     }
 }
 
@@ -287,12 +306,182 @@ async fn evict_or_ban(args: IdArgs, io: &mut Io<'_>, ban: bool) -> anyhow::Resul
     Ok(())
 }
 
+/// One agent `agent purge` found, and what became of it.
+#[derive(Debug, PartialEq, Eq)]
+struct ExpiredAgent {
+    id: String,
+    deleted: bool,
+    error: String,
+}
+
+/// Lists the agents that can re-attest, deletes those whose SVID expired more than
+/// `-expiredFor` ago (unless `-dryRun`), and reports each; a failed delete is reported, not
+/// fatal, as in SPIRE.
+async fn purge(args: PurgeArgs, io: &mut Io<'_>) -> anyhow::Result<()> {
+    let client = args.socket.connect().await?;
+    let mut agents = agent_client(&client)?;
+    let filter = list_agents_request::Filter {
+        by_can_reattest: Some(true),
+        ..Default::default()
+    };
+    let listed = collect_pages(|page_token| {
+        let (mut agents, filter) = (agents.clone(), filter.clone());
+        async move {
+            let page = agents
+                .list_agents(ListAgentsRequest {
+                    filter: Some(filter),
+                    output_mask: Some(AgentMask {
+                        x509svid_expires_at: true,
+                        ..AgentMask::default()
+                    }),
+                    page_size: PAGE_SIZE,
+                    page_token,
+                })
+                .await
+                .map_err(|s| rpc_err("failed to list agents: ", &s))?
+                .into_inner();
+            Ok((page.agents, page.next_page_token))
+        }
+    })
+    .await?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128);
+    let mut expired = Vec::new();
+    for agent in listed {
+        let expired_ago = now - i128::from(agent.x509svid_expires_at) * 1_000_000_000;
+        if expired_ago <= args.expired_for {
+            continue;
+        }
+        let mut found = ExpiredAgent {
+            id: id_to_string(agent.id.as_ref()),
+            deleted: false,
+            error: String::new(),
+        };
+        if !args.dry_run {
+            match agents
+                .delete_agent(DeleteAgentRequest { id: agent.id })
+                .await
+            {
+                Ok(_) => found.deleted = true,
+                Err(status) => found.error = rpc_err("", &status).to_string(),
+            }
+        }
+        expired.push(found);
+    }
+    match args.output.output {
+        OutputFormat::Json => writeln!(io.out, "{}", purge_json(&expired))?,
+        OutputFormat::Pretty => write_purge(io.out, &expired, args.dry_run)?,
+    }
+    Ok(())
+}
+
+/// SPIRE's JSON: the result object inside a one-element array.
+fn purge_json(expired: &[ExpiredAgent]) -> String {
+    let items: Vec<serde_json::Value> = expired
+        .iter()
+        .map(|a| {
+            let mut item = serde_json::Map::new();
+            item.insert("agent_id".into(), a.id.clone().into());
+            item.insert("deleted".into(), a.deleted.into());
+            if !a.error.is_empty() {
+                item.insert("error".into(), a.error.clone().into());
+            }
+            serde_json::Value::Object(item)
+        })
+        .collect();
+    let text = serde_json::json!([{ "expired_agents": items }]).to_string();
+    // Go's encoder escapes these three inside strings (the only place they can appear).
+    text.replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+}
+
+fn write_purge(w: &mut dyn Write, expired: &[ExpiredAgent], dry_run: bool) -> std::io::Result<()> {
+    if expired.is_empty() {
+        return writeln!(w, "No agents to purge.");
+    }
+    let count = i64::try_from(expired.len()).unwrap_or(i64::MAX);
+    write!(
+        w,
+        "Found {}\n\n",
+        pluralize(count, "expired agent", "expired agents")
+    )?;
+    if dry_run {
+        writeln!(w, "\nAgents that can be purged:")?;
+        for agent in expired {
+            writeln!(w, "SPIFFE ID         : {}", agent.id)?;
+        }
+        return Ok(());
+    }
+    let (purged, failed): (Vec<_>, Vec<_>) = expired.iter().partition(|a| a.deleted);
+    if !purged.is_empty() {
+        writeln!(w, "Agents purged:")?;
+        for agent in purged {
+            writeln!(w, "SPIFFE ID         : {}", agent.id)?;
+        }
+    }
+    if !failed.is_empty() {
+        writeln!(w, "Agents not purged:")?;
+        for agent in failed {
+            writeln!(w, "SPIFFE ID         : {}", agent.id)?;
+            writeln!(w, "Error             : {}", agent.error)?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use spire_proto::spire::api::types::Spiffeid;
 
     use super::*;
+
+    fn found(id: &str, deleted: bool, error: &str) -> ExpiredAgent {
+        ExpiredAgent {
+            id: format!("spiffe://example.org/spire/agent/{id}"),
+            deleted,
+            error: error.to_owned(),
+        }
+    }
+
+    fn pretty(expired: &[ExpiredAgent], dry_run: bool) -> String {
+        let mut out = Vec::new();
+        write_purge(&mut out, expired, dry_run).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn purge_outputs() {
+        assert_eq!(pretty(&[], false), "No agents to purge.\n");
+        assert_eq!(purge_json(&[]), r#"[{"expired_agents":[]}]"#);
+        let failed = "rpc error: code = Internal desc = <boom> & more";
+        let expired = [found("a2", true, ""), found("a3", false, failed)];
+        assert_eq!(
+            pretty(&expired, false),
+            "Found 2 expired agents\n\n\
+             Agents purged:\n\
+             SPIFFE ID         : spiffe://example.org/spire/agent/a2\n\
+             Agents not purged:\n\
+             SPIFFE ID         : spiffe://example.org/spire/agent/a3\n\
+             Error             : rpc error: code = Internal desc = <boom> & more\n"
+        );
+        assert_eq!(
+            purge_json(&expired),
+            concat!(
+                r#"[{"expired_agents":[{"agent_id":"spiffe://example.org/spire/agent/a2","deleted":true},"#,
+                r#"{"agent_id":"spiffe://example.org/spire/agent/a3","deleted":false,"#,
+                r#""error":"rpc error: code = Internal desc = \u003cboom\u003e \u0026 more"}]}]"#
+            )
+        );
+        assert_eq!(
+            pretty(&[found("a1", false, "")], true),
+            "Found 1 expired agent\n\n\n\
+             Agents that can be purged:\n\
+             SPIFFE ID         : spiffe://example.org/spire/agent/a1\n"
+        );
+    }
 
     #[test]
     fn agent_block() {
