@@ -11,6 +11,7 @@ mod federation;
 mod grpcio;
 mod jwt;
 mod localauthority;
+mod localauthority_ha;
 mod postgres;
 mod resilience;
 mod rotation;

@@ -13,15 +13,15 @@ const URL_VAR: &str = "SPIRE_TEST_POSTGRES_URL";
 const WORKLOAD: &str = "spiffe://example.org/workload";
 
 /// A database with a random name, dropped (with its connections) by [`TempDatabase::drop`].
-struct TempDatabase {
+pub(crate) struct TempDatabase {
     admin_url: String,
     name: String,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl TempDatabase {
     /// `None` (after a skip that fails under CI) when no server is configured.
-    async fn create() -> Option<Self> {
+    pub(crate) async fn create() -> Option<Self> {
         let Ok(admin_url) = std::env::var(URL_VAR) else {
             spire_test::skip(&format!("{URL_VAR} is not set (no PostgreSQL server)"));
             return None;
@@ -40,7 +40,7 @@ impl TempDatabase {
         })
     }
 
-    async fn drop(self) {
+    pub(crate) async fn drop(self) {
         let mut admin = PgConnection::connect(&self.admin_url).await.unwrap();
         admin
             .execute(sqlx::AssertSqlSafe(format!(

@@ -7,7 +7,7 @@
 mod envoy_client;
 
 pub(crate) use envoy_client::EnvoyStream;
-use envoy_client::{context, envoy_node, secrets};
+use envoy_client::{context, envoy_node, secrets, tls};
 use envoy_types::pb::envoy::service::discovery::v3::DiscoveryResponse;
 use envoy_types::pb::envoy::service::secret::v3::secret_discovery_service_client::SecretDiscoveryServiceClient;
 use spire_integration_tests::{TestAgent, WAIT};
@@ -97,4 +97,19 @@ pub(crate) fn sds_trust_domains(response: &DiscoveryResponse, secret_name: &str)
         .flat_map(|s| context(s).1)
         .map(|(name, _)| name)
         .collect()
+}
+
+/// The DER chain (leaf first) of the TLS certificate secret named `secret_name` in
+/// `response`; `None` when the response has no such secret.
+pub(crate) fn sds_chain(response: &DiscoveryResponse, secret_name: &str) -> Option<Vec<Vec<u8>>> {
+    let secrets = secrets(response);
+    let secret = secrets.iter().find(|s| s.name == secret_name)?;
+    let (pem_text, _key) = tls(secret);
+    Some(
+        pem::parse_many(pem_text)
+            .unwrap()
+            .into_iter()
+            .map(pem::Pem::into_contents)
+            .collect(),
+    )
 }
