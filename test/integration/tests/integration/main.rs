@@ -16,3 +16,4 @@ mod postgres;
 mod resilience;
 mod rotation;
 mod sds;
+mod takeover;
