@@ -13,8 +13,8 @@ use spire_svid::Bundle;
 
 use crate::SqlStore;
 use crate::db::{
-    Backend, CHUNK, Sql, WriteTx, backend, columns, corrupt, get_i64, get_string, parse_text_token,
-    push_limit, split_page, text_token,
+    Backend, CHUNK, Sql, WriteTx, backend, columns, corrupt, get_i64, get_string,
+    insert_unless_exists, parse_text_token, push_limit, split_page, text_token,
 };
 use crate::entries::delete_entries_by_seq;
 use crate::entry_codec::{ENTRY_COLUMNS, encode_trust_domains, entry_from_row};
@@ -312,8 +312,8 @@ async fn insert(tx: &mut WriteTx<'_>, bundle: &Bundle) -> DsResult<bool> {
     let name = bundle.trust_domain.name().to_owned();
     let mut sql = Sql::new("INSERT INTO spire_rs_bundles (trust_domain, data) VALUES (");
     sql.bind(name.clone()).push(", ").bind(encode(bundle)?);
-    sql.push(") ON CONFLICT DO NOTHING RETURNING trust_domain");
-    let inserted = sql.fetch_optional(tx.conn()).await?.is_some();
+    sql.push(")");
+    let inserted = insert_unless_exists(tx.conn(), sql).await?;
     if inserted {
         tx.record(Aggregate::Bundle, name, ChangeOp::Created);
     }

@@ -1,8 +1,9 @@
 //! The `sql` datastore configuration as SPIRE spells it, and the translation of SPIRE's
 //! connection strings into the URLs sqlx understands.
 //!
-//! SPIRE takes a file path or `file:` URI for SQLite and a libpq key=value DSN (or a URL) for
-//! PostgreSQL; sqlx only parses URLs. The two small translators here close that gap.
+//! SPIRE takes a file path or `file:` URI for SQLite, a libpq key=value DSN (or a URL) for
+//! PostgreSQL and a Go MySQL driver DSN (`user:pass@tcp(host:port)/db?parseTime=true`) for
+//! MySQL; sqlx only parses URLs. The small translators here close that gap.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -14,9 +15,10 @@ use crate::Error;
 /// How to reach the database: SPIRE's `DataStore "sql"` plugin data.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 pub struct SqlConfig {
-    /// `sqlite3` or `postgres`.
+    /// `sqlite3`, `postgres` or `mysql`.
     pub database_type: String,
-    /// A file path or `file:` URI (sqlite3); a libpq DSN or `postgres://` URL (postgres).
+    /// A file path or `file:` URI (sqlite3); a libpq DSN or `postgres://` URL (postgres); a Go
+    /// MySQL DSN or `mysql://` URL (mysql).
     pub connection_string: String,
 }
 
@@ -37,6 +39,8 @@ pub(crate) enum Target {
     Sqlite(PathBuf),
     /// A PostgreSQL URL sqlx can parse.
     Postgres(String),
+    /// A MySQL URL sqlx can parse.
+    Mysql(String),
 }
 
 /// libpq parameters that have a query-parameter twin in sqlx's PostgreSQL URL.
@@ -94,14 +98,23 @@ impl SqlConfig {
         }
     }
 
+    /// A MySQL (or MariaDB) configuration from a Go MySQL DSN or a `mysql://` URL.
+    pub fn mysql(connection_string: impl Into<String>) -> Self {
+        Self {
+            database_type: "mysql".to_owned(),
+            connection_string: connection_string.into(),
+        }
+    }
+
     pub(crate) fn target(&self) -> Result<Target, Error> {
         match self.database_type.as_str() {
             "sqlite3" | "sqlite" => sqlite_path(&self.connection_string).map(Target::Sqlite),
             "postgres" | "postgresql" => {
                 postgres_url(&self.connection_string).map(Target::Postgres)
             }
+            "mysql" => mysql_url(&self.connection_string).map(Target::Mysql),
             other => Err(Error::Config(format!(
-                "unsupported database_type \"{other}\" (expected \"sqlite3\" or \"postgres\")"
+                "unsupported database_type \"{other}\" (expected \"sqlite3\", \"postgres\" or \"mysql\")"
             ))),
         }
     }
@@ -202,6 +215,149 @@ pub(crate) fn postgres_url(connection_string: &str) -> Result<String, Error> {
     // No authority: sqlx then keeps its libpq-like defaults (PGHOST, the local socket, …) for
     // whatever the DSN leaves out.
     Ok(format!("postgres:?{}", query.join("&")))
+}
+
+/// Go MySQL driver parameters that are valid but change nothing here (the store keeps times as
+/// integers and sets its own session options): accepted and ignored.
+const MYSQL_IGNORED: &[&str] = &[
+    "parseTime",
+    "loc",
+    "timeout",
+    "readTimeout",
+    "writeTimeout",
+    "allowNativePasswords",
+    "allowCleartextPasswords",
+    "allowOldPasswords",
+    "checkConnLiveness",
+    "clientFoundRows",
+    "columnsWithAlias",
+    "interpolateParams",
+    "maxAllowedPacket",
+    "multiStatements",
+    "rejectReadOnly",
+    "serverPubKey",
+    "time_zone",
+    "autocommit",
+    "sql_mode",
+    "transaction_isolation",
+    "tx_isolation",
+];
+
+/// A sqlx MySQL URL from a `mysql://` URL (kept as is) or a Go MySQL driver DSN,
+/// `[user[:password]@][net[(addr)]]/dbname[?param=value&…]`: `net` is `tcp` (`addr`
+/// `host[:port]`, default `127.0.0.1:3306`) or `unix` (`addr` a socket path); `charset`,
+/// `collation` and `tls` (`false`, `preferred`) become sqlx's `charset`, `collation` and `ssl-mode`.
+pub(crate) fn mysql_url(connection_string: &str) -> Result<String, Error> {
+    let s = connection_string.trim();
+    if s.starts_with("mysql://") || s.starts_with("mariadb://") {
+        return Ok(s.to_owned());
+    }
+    let bad = |why: &str| Error::Config(format!("invalid MySQL DSN: {why}"));
+    // The database name follows the last '/' (a password or socket path may hold others, but
+    // the name may not).
+    let slash = s
+        .rfind('/')
+        .ok_or_else(|| bad("missing the slash before the database name"))?;
+    let (head, tail) = (&s[..slash], &s[slash + 1..]);
+    let (dbname, params) = match tail.split_once('?') {
+        Some((db, params)) => (db, Some(params)),
+        None => (tail, None),
+    };
+    let (userinfo, address) = match head.rfind('@') {
+        Some(at) => (Some(&head[..at]), &head[at + 1..]),
+        None => (None, head),
+    };
+    let (user, password) = match userinfo {
+        Some(info) => match info.split_once(':') {
+            Some((user, password)) => (user, Some(password)),
+            None => (info, None),
+        },
+        None => ("", None),
+    };
+    let (net, addr) = match address.split_once('(') {
+        Some((net, rest)) => (
+            net,
+            rest.strip_suffix(')')
+                .ok_or_else(|| bad("the address must be closed by ')'"))?,
+        ),
+        None => (address, ""),
+    };
+    let mut query = Vec::new();
+    let authority = match net {
+        "" | "tcp" | "tcp4" | "tcp6" => {
+            if addr.is_empty() {
+                "127.0.0.1:3306".to_owned()
+            } else if addr.starts_with('[') || addr.matches(':').count() <= 1 {
+                addr.to_owned()
+            } else {
+                // A bare IPv6 address without a port.
+                format!("[{addr}]")
+            }
+        }
+        "unix" => {
+            let socket = if addr.is_empty() {
+                "/tmp/mysql.sock"
+            } else {
+                addr
+            };
+            query.push(format!("socket={}", percent_encode(socket, b"/")));
+            "localhost".to_owned()
+        }
+        other => return Err(bad(&format!("unknown network type \"{other}\""))),
+    };
+    for pair in params
+        .into_iter()
+        .flat_map(|p| p.split('&'))
+        .filter(|p| !p.is_empty())
+    {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| bad(&format!("invalid parameter \"{pair}\"")))?;
+        let value = percent_decode(&value.replace('+', " "))?;
+        match key {
+            "charset" => {
+                // A list means "the first the server supports"; sqlx takes one.
+                let first = value.split(',').next().unwrap_or_default();
+                query.push(format!("charset={}", percent_encode(first, b"")));
+            }
+            "collation" => query.push(format!("collation={}", percent_encode(&value, b""))),
+            "tls" => {
+                // sqlx is built without TLS: a connection that must be encrypted cannot be made.
+                let mode = match value.as_str() {
+                    "false" => "DISABLED",
+                    "preferred" => "PREFERRED",
+                    other => {
+                        return Err(bad(&format!(
+                            "tls=\"{other}\": connections to MySQL are unencrypted in spire-rs (tls=false or tls=preferred)"
+                        )));
+                    }
+                };
+                query.push(format!("ssl-mode={mode}"));
+            }
+            key if MYSQL_IGNORED.contains(&key) => {
+                tracing::debug!(key, "ignoring MySQL connection parameter");
+            }
+            other => return Err(bad(&format!("unknown parameter \"{other}\""))),
+        }
+    }
+    let mut url = String::from("mysql://");
+    if !user.is_empty() || password.is_some() {
+        url.push_str(&percent_encode(user, b""));
+        if let Some(password) = password {
+            url.push(':');
+            url.push_str(&percent_encode(password, b""));
+        }
+        url.push('@');
+    }
+    url.push_str(&authority);
+    url.push('/');
+    // The Go driver reads the name as a URL path segment.
+    url.push_str(&percent_encode(&percent_decode(dbname)?, b""));
+    if !query.is_empty() {
+        url.push('?');
+        url.push_str(&query.join("&"));
+    }
+    Ok(url)
 }
 
 /// Splits a libpq DSN into its `key=value` pairs. Values may be single-quoted; a backslash
@@ -403,13 +559,69 @@ mod tests {
         );
     }
 
+    fn my(dsn: &str) -> sqlx::mysql::MySqlConnectOptions {
+        sqlx::mysql::MySqlConnectOptions::from_str(&mysql_url(dsn).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn mysql_go_dsn_becomes_url() {
+        let o =
+            my("spire:p@ss:w/rd@tcp(db.example:3307)/spire?parseTime=true&charset=utf8mb4,utf8");
+        assert_eq!(o.get_host(), "db.example");
+        assert_eq!(o.get_port(), 3307);
+        assert_eq!(o.get_username(), "spire");
+        assert_eq!(o.get_database(), Some("spire"));
+        assert_eq!(o.get_charset(), "utf8mb4");
+        assert!(
+            mysql_url("u:p%2F@tcp(h)/d")
+                .unwrap()
+                .contains("u:p%252F@h/d")
+        );
+        let o = my("root@tcp(127.0.0.1)/test");
+        assert_eq!((o.get_host(), o.get_port()), ("127.0.0.1", 3306));
+        let o = my("/test");
+        assert_eq!((o.get_host(), o.get_port()), ("127.0.0.1", 3306));
+        assert_eq!(o.get_database(), Some("test"));
+        let o = my("u@unix(/run/mysqld/mysqld.sock)/d?loc=Local");
+        assert_eq!(
+            o.get_socket().map(|p| p.as_path()),
+            Some(Path::new("/run/mysqld/mysqld.sock"))
+        );
+        let o = my("u@tcp([::1]:3306)/d?tls=false");
+        assert_eq!(o.get_host(), "[::1]");
+        assert!(
+            mysql_url("u@tcp(h)/d?tls=preferred")
+                .unwrap()
+                .contains("ssl-mode=PREFERRED")
+        );
+        assert!(
+            mysql_url("u@tcp(h)/d?tls=true").is_err(),
+            "no TLS is built in"
+        );
+    }
+
+    #[test]
+    fn mysql_dsn_errors_and_urls() {
+        assert!(mysql_url("no-slash").is_err());
+        assert!(mysql_url("u@tcp(h/d").is_err());
+        assert!(mysql_url("u@udp(h)/d").is_err());
+        assert!(mysql_url("u@tcp(h)/d?bogus=1").is_err());
+        assert!(mysql_url("u@tcp(h)/d?tls=custom").is_err());
+        let url = "mysql://root@127.0.0.1:3306/test";
+        assert_eq!(mysql_url(url).unwrap(), url);
+        assert!(matches!(
+            SqlConfig::mysql("root@tcp(127.0.0.1:3306)/test?parseTime=true").target(),
+            Ok(Target::Mysql(_))
+        ));
+    }
+
     #[test]
     fn database_type_is_checked() {
         let config = SqlConfig {
-            database_type: "mysql".to_owned(),
+            database_type: "oracle".to_owned(),
             connection_string: "x".to_owned(),
         };
-        assert!(matches!(config.target(), Err(Error::Config(m)) if m.contains("mysql")));
+        assert!(matches!(config.target(), Err(Error::Config(m)) if m.contains("oracle")));
         assert!(matches!(
             SqlConfig::sqlite("/x.db").target(),
             Ok(Target::Sqlite(_))

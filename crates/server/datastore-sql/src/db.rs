@@ -20,6 +20,9 @@ pub(crate) const CHUNK: usize = 500;
 pub(crate) enum Backend {
     Sqlite,
     Postgres,
+    /// MySQL 8.0 or MariaDB 10.11+: no `RETURNING` on `UPDATE` (nor on `INSERT`/`DELETE` in
+    /// MySQL), no `ON CONFLICT`; the statements that use them take another path there.
+    Mysql,
 }
 
 impl Backend {
@@ -28,13 +31,22 @@ impl Backend {
     pub(crate) fn for_update(self) -> &'static str {
         match self {
             Self::Sqlite => "",
-            Self::Postgres => " FOR UPDATE",
+            Self::Postgres | Self::Mysql => " FOR UPDATE",
+        }
+    }
+
+    /// The backend behind an `Any` connection.
+    pub(crate) fn of(conn: &AnyConnection) -> Self {
+        match conn.backend_name() {
+            "PostgreSQL" => Self::Postgres,
+            "MySQL" => Self::Mysql,
+            _ => Self::Sqlite,
         }
     }
 }
 
 /// A statement under construction. Each `bind` marks a placeholder, rendered when the
-/// statement runs: `$1, $2, …` on PostgreSQL and `?` on SQLite. (SQLite treats `$n` as a
+/// statement runs: `$1, $2, …` on PostgreSQL and `?` on SQLite and MySQL. (SQLite treats `$n` as a
 /// *named* parameter and looks names up in a list, which made binding the ~8 000 values of a
 /// 500-row insert quadratic: 75% of the time in an early benchmark. sqlx's own
 /// `QueryBuilder` emits `?` for `Any`, which PostgreSQL rejects.) Placeholders are used once
@@ -93,7 +105,7 @@ impl Sql {
         if let Some(e) = self.error {
             return Err(e);
         }
-        let numbered = conn.backend_name() != "SQLite";
+        let numbered = Backend::of(conn) == Backend::Postgres;
         let mut text = String::with_capacity(self.text.len() + self.marks.len() * 6);
         let mut from = 0;
         for (i, &mark) in self.marks.iter().enumerate() {
@@ -204,11 +216,18 @@ impl<'s> WriteTx<'s> {
         if !self.events.is_empty() {
             let count = i64::try_from(self.events.len()).map_err(backend)?;
             let mut sql = Sql::new("UPDATE spire_rs_revision_counter SET revision = revision + ");
-            sql.bind(count).push(" WHERE id = 1 RETURNING revision");
-            let row = sql
-                .fetch_optional(&mut self.tx)
-                .await?
-                .ok_or_else(|| corrupt("revision counter row is missing"))?;
+            sql.bind(count).push(" WHERE id = 1");
+            let row = if Backend::of(&self.tx) == Backend::Mysql {
+                // No UPDATE … RETURNING: read the row back under the lock the UPDATE holds.
+                sql.execute(&mut self.tx).await?;
+                Sql::new("SELECT revision FROM spire_rs_revision_counter WHERE id = 1")
+                    .fetch_optional(&mut self.tx)
+                    .await?
+            } else {
+                sql.push(" RETURNING revision");
+                sql.fetch_optional(&mut self.tx).await?
+            }
+            .ok_or_else(|| corrupt("revision counter row is missing"))?;
             let last = get_i64(&row, "revision")?;
             let mut revision = last - count;
             let events = std::mem::take(&mut self.events);
@@ -230,6 +249,65 @@ impl<'s> WriteTx<'s> {
         }
         self.tx.commit().await.map_err(backend)
     }
+}
+
+/// `DELETE FROM {table} WHERE {filter} RETURNING {returning}`. MySQL has no
+/// `DELETE … RETURNING`: there the rows are read by a locking `SELECT` and deleted by `key` (a
+/// unique text column among `returning`), so a matching row another server commits in between
+/// is neither deleted nor reported (the store runs MySQL at READ COMMITTED, as PostgreSQL's
+/// default, which takes no gap locks). `filter` writes the condition.
+pub(crate) async fn delete_returning(
+    conn: &mut AnyConnection,
+    table: &str,
+    key: &str,
+    returning: &str,
+    filter: &(dyn Fn(&mut Sql) + Sync),
+) -> DsResult<Vec<AnyRow>> {
+    if Backend::of(conn) != Backend::Mysql {
+        let mut sql = Sql::new(&format!("DELETE FROM {table} WHERE "));
+        filter(&mut sql);
+        sql.push(" RETURNING ").push(returning);
+        return sql.fetch_all(conn).await;
+    }
+    let mut select = Sql::new(&format!("SELECT {returning} FROM {table} WHERE "));
+    filter(&mut select);
+    select.push(" FOR UPDATE");
+    let rows = select.fetch_all(conn).await?;
+    let keys = rows
+        .iter()
+        .map(|row| get_string(row, key))
+        .collect::<DsResult<Vec<_>>>()?;
+    for chunk in keys.chunks(CHUNK) {
+        let mut delete = Sql::new(&format!("DELETE FROM {table} WHERE {key} IN "));
+        delete.bind_list(chunk.iter().cloned());
+        delete.execute(conn).await?;
+    }
+    Ok(rows)
+}
+
+/// Runs a one-row `INSERT … VALUES (…)`; false when a row with one of its unique keys exists.
+/// PostgreSQL and SQLite skip the row with `ON CONFLICT DO NOTHING`; MySQL has no such clause
+/// (and `INSERT IGNORE` would also turn a too-long value into a silent truncation), but a
+/// failed statement there undoes only itself, so the duplicate-key error is the answer.
+pub(crate) async fn insert_unless_exists(conn: &mut AnyConnection, mut sql: Sql) -> DsResult<bool> {
+    if Backend::of(conn) != Backend::Mysql {
+        sql.push(" ON CONFLICT DO NOTHING");
+        return Ok(sql.execute(conn).await? == 1);
+    }
+    match sql.execute_raw(conn).await {
+        Ok(n) => Ok(n == 1),
+        Err(e) if is_unique_violation(&e) => Ok(false),
+        Err(e) => Err(backend(e)),
+    }
+}
+
+/// The `AUTO_INCREMENT` value of the last row this MySQL connection inserted.
+pub(crate) async fn last_insert_id(conn: &mut AnyConnection) -> DsResult<i64> {
+    let row = Sql::new("SELECT CAST(LAST_INSERT_ID() AS SIGNED) AS id")
+        .fetch_optional(conn)
+        .await?
+        .ok_or_else(|| corrupt("LAST_INSERT_ID() returned no row"))?;
+    get_i64(&row, "id")
 }
 
 /// Wraps a database failure.
@@ -255,8 +333,23 @@ pub(crate) fn get_i32(row: &AnyRow, column: &str) -> DsResult<i32> {
     row.try_get::<i32, _>(column).map_err(backend)
 }
 
+/// Text columns are binary strings on MySQL (exact byte comparison, as `COLLATE "C"` on
+/// PostgreSQL), which sqlx hands over as bytes: those are read as UTF-8.
 pub(crate) fn get_string(row: &AnyRow, column: &str) -> DsResult<String> {
-    row.try_get::<String, _>(column).map_err(backend)
+    get_opt_string(row, column)?.ok_or_else(|| corrupt(format_args!("{column} is NULL")))
+}
+
+/// [`get_string`] for a column that may be NULL (an outer join's).
+pub(crate) fn get_opt_string(row: &AnyRow, column: &str) -> DsResult<Option<String>> {
+    match row.try_get::<Option<String>, _>(column) {
+        Ok(text) => Ok(text),
+        Err(text_error) => match row.try_get::<Option<Vec<u8>>, _>(column) {
+            Ok(bytes) => bytes
+                .map(|b| String::from_utf8(b).map_err(|e| corrupt(format_args!("{column}: {e}"))))
+                .transpose(),
+            Err(_) => Err(backend(text_error)),
+        },
+    }
 }
 
 pub(crate) fn get_bytes(row: &AnyRow, column: &str) -> DsResult<Vec<u8>> {

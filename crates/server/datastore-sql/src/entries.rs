@@ -15,7 +15,10 @@ use spire_server_datastore::{
 };
 
 use crate::SqlStore;
-use crate::db::{CHUNK, Sql, WriteTx, backend, columns, get_i64, get_string, is_unique_violation};
+use crate::db::{
+    Backend, CHUNK, Sql, WriteTx, backend, columns, delete_returning, get_i64, get_string,
+    is_unique_violation,
+};
 use crate::entry_codec::{
     ENTRY_COLUMNS, INSERT_COLUMNS, StoredEntry, encode_selectors, encode_strings,
     encode_trust_domains, entry_from_row, insert_entry_selectors, insert_entry_trust_domains,
@@ -106,11 +109,19 @@ impl SqlStore {
 
     pub(crate) async fn prune_entries_impl(&self, expires_before: i64) -> DsResult<u64> {
         let mut tx = self.begin_write().await?;
-        let mut sql = Sql::new(
-            "DELETE FROM spire_rs_registered_entries WHERE expires_at <> 0 AND expires_at < ",
-        );
-        sql.bind(expires_before).push(" RETURNING entry_id");
-        let outcome = match sql.fetch_all(tx.conn()).await {
+        let filter = |sql: &mut Sql| {
+            sql.push("expires_at <> 0 AND expires_at < ")
+                .bind(expires_before);
+        };
+        let outcome = match delete_returning(
+            tx.conn(),
+            "spire_rs_registered_entries",
+            "entry_id",
+            "entry_id",
+            &filter,
+        )
+        .await
+        {
             Ok(rows) => rows
                 .iter()
                 .map(|row| {
@@ -316,6 +327,10 @@ async fn insert_entries(
             }
             crate::entry_codec::push_insert_values(&mut sql, stored);
         }
+        if Backend::of(tx.conn()) == Backend::Mysql {
+            insert_chunk_mysql(tx.conn(), sql, chunk, &mut inserted).await?;
+            continue;
+        }
         sql.push(" ON CONFLICT DO NOTHING RETURNING seq, entry_id, similarity_key");
         for row in sql.fetch_all(tx.conn()).await? {
             let key = (
@@ -353,6 +368,51 @@ async fn insert_entries(
         .collect();
     results.extend(explain_conflicts(tx, conflicts).await?);
     Ok(results)
+}
+
+/// MySQL's way through one chunk of [`insert_entries`], which has neither `ON CONFLICT` nor
+/// `RETURNING`: the multi-row INSERT, and when a row collides (the statement then undoes only
+/// itself) one INSERT per row, skipping those that collide; the new rows' seqs are read back
+/// by entry ID (unique, and only rows this transaction wrote can carry the IDs that went in).
+async fn insert_chunk_mysql(
+    conn: &mut sqlx::AnyConnection,
+    batch: Sql,
+    chunk: &[(usize, StoredEntry)],
+    inserted: &mut HashMap<(String, String), i64>,
+) -> DsResult<()> {
+    let went_in: Vec<&StoredEntry> = match batch.execute_raw(conn).await {
+        Ok(_) => chunk.iter().map(|(_, stored)| stored).collect(),
+        Err(e) if is_unique_violation(&e) => {
+            let mut went_in = Vec::new();
+            for (_, stored) in chunk {
+                let mut sql = Sql::new(&format!(
+                    "INSERT INTO spire_rs_registered_entries ({INSERT_COLUMNS}) VALUES "
+                ));
+                crate::entry_codec::push_insert_values(&mut sql, stored);
+                match sql.execute_raw(conn).await {
+                    Ok(_) => went_in.push(stored),
+                    Err(e) if is_unique_violation(&e) => {}
+                    Err(e) => return Err(backend(e)),
+                }
+            }
+            went_in
+        }
+        Err(e) => return Err(backend(e)),
+    };
+    for part in went_in.chunks(CHUNK) {
+        let mut sql = Sql::new(
+            "SELECT seq, entry_id, similarity_key FROM spire_rs_registered_entries WHERE entry_id IN ",
+        );
+        sql.bind_list(part.iter().map(|stored| stored.entry.id.clone()));
+        for row in sql.fetch_all(conn).await? {
+            let key = (
+                get_string(&row, "entry_id")?,
+                get_string(&row, "similarity_key")?,
+            );
+            inserted.insert(key, get_i64(&row, "seq")?);
+        }
+    }
+    Ok(())
 }
 
 /// Says for each rejected row which stored entry it collided with: a similar entry first
@@ -434,10 +494,19 @@ async fn delete_all(
 ) -> DsResult<Vec<DsResult<RegistrationEntry>>> {
     let mut deleted = HashMap::new();
     for chunk in ids.chunks(CHUNK) {
-        let mut sql = Sql::new("DELETE FROM spire_rs_registered_entries WHERE entry_id IN ");
-        sql.bind_list(chunk.iter().cloned());
-        sql.push(" RETURNING ").push(&ENTRY_COLUMNS.join(", "));
-        for row in sql.fetch_all(tx.conn()).await? {
+        let filter = |sql: &mut Sql| {
+            sql.push("entry_id IN ").bind_list(chunk.iter().cloned());
+        };
+        let columns = ENTRY_COLUMNS.join(", ");
+        let rows = delete_returning(
+            tx.conn(),
+            "spire_rs_registered_entries",
+            "entry_id",
+            &columns,
+            &filter,
+        )
+        .await?;
+        for row in rows {
             let (_, entry) = entry_from_row(&row)?;
             deleted.insert(entry.id.clone(), entry);
         }
@@ -457,15 +526,25 @@ async fn delete_all(
 /// Deletes the entries with these seqs (already known to exist), recording events.
 pub(crate) async fn delete_entries_by_seq(tx: &mut WriteTx<'_>, seqs: &[i64]) -> DsResult<()> {
     for chunk in seqs.chunks(CHUNK) {
-        let mut sql = Sql::new("DELETE FROM spire_rs_registered_entries WHERE seq IN ");
-        sql.bind_list(chunk.iter().copied());
-        sql.push(" RETURNING entry_id");
-        for row in sql.fetch_all(tx.conn()).await? {
-            tx.record(
-                Aggregate::RegistrationEntry,
-                get_string(&row, "entry_id")?,
-                ChangeOp::Deleted,
-            );
+        let filter = |sql: &mut Sql| {
+            sql.push("seq IN ").bind_list(chunk.iter().copied());
+        };
+        let rows = delete_returning(
+            tx.conn(),
+            "spire_rs_registered_entries",
+            "entry_id",
+            "seq, entry_id",
+            &filter,
+        )
+        .await?;
+        // Events in creation order, whatever order the backend deleted in.
+        let mut deleted = rows
+            .iter()
+            .map(|row| Ok((get_i64(row, "seq")?, get_string(row, "entry_id")?)))
+            .collect::<DsResult<Vec<_>>>()?;
+        deleted.sort_unstable();
+        for (_, entry_id) in deleted {
+            tx.record(Aggregate::RegistrationEntry, entry_id, ChangeOp::Deleted);
         }
     }
     Ok(())

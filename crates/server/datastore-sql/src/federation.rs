@@ -1,7 +1,6 @@
 //! Federation relationships. The endpoint profile and URL are stored here; the trust
 //! domain's bundle lives in `bundles` and is joined in on every read.
 
-use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
 use spire_id::{SpiffeId, TrustDomain};
@@ -13,8 +12,8 @@ use spire_server_datastore::{
 use crate::SqlStore;
 use crate::bundles::{decode, set_in};
 use crate::db::{
-    Sql, WriteTx, backend, corrupt, get_string, parse_text_token, push_limit, split_page,
-    text_token,
+    Sql, WriteTx, corrupt, get_opt_string, get_string, insert_unless_exists, parse_text_token,
+    push_limit, split_page, text_token,
 };
 
 const NOT_FOUND: &str = "federation relationship not found";
@@ -39,8 +38,8 @@ impl SqlStore {
             sql.bind(name.clone()).push(", ");
             sql.bind(relationship.bundle_endpoint_url.clone()).push(", ");
             sql.bind(profile).push(", ");
-            sql.bind(endpoint_id).push(") ON CONFLICT DO NOTHING RETURNING trust_domain");
-            if sql.fetch_optional(tx.conn()).await?.is_none() {
+            sql.bind(endpoint_id).push(")");
+            if !insert_unless_exists(tx.conn(), sql).await? {
                 return Err(DsError::AlreadyExists {
                     message: "federation relationship already exists".to_owned(),
                     existing: None,
@@ -195,7 +194,7 @@ fn from_row(row: &AnyRow) -> DsResult<FederationRelationship> {
         }
         other => return Err(corrupt(format_args!("bundle endpoint profile {other:?}"))),
     };
-    let bundle = row.try_get::<Option<String>, _>("data").map_err(backend)?;
+    let bundle = get_opt_string(row, "data")?;
     Ok(FederationRelationship {
         trust_domain,
         bundle_endpoint_url: get_string(row, "bundle_endpoint_url")?,

@@ -1,4 +1,5 @@
-//! The SQL implementation of the server `DataStore`, on SQLite (one server) or PostgreSQL (any number of servers).
+//! The SQL implementation of the server `DataStore`, on SQLite (one server), PostgreSQL or
+//! MySQL / MariaDB (any number of servers).
 //!
 //! # One code path: sqlx's `Any` driver
 //!
@@ -7,7 +8,10 @@
 //! text and bytes as the only column types, and booleans that are `BOOLEAN` on PostgreSQL and
 //! `INTEGER` on SQLite (read through one getter). Where the DDL differs the migrations are per
 //! backend (`migrations/sqlite`, `migrations/postgres`); at run time the only dialect switches
-//! are the placeholder style (`?` or `$n`, chosen when a statement runs) and `FOR UPDATE`. The
+//! are the placeholder style (`?` or `$n`, chosen when a statement runs) and `FOR UPDATE`;
+//! MySQL, which has neither `ON CONFLICT` nor `RETURNING`, takes a second path through the few
+//! statements that use them (`db::insert_unless_exists`, `db::delete_returning`, the entry
+//! batch insert, the revision counter), and keeps text as binary strings. The
 //! cost of `Any` is one copy of each bound value and each fetched cell, small next to the page
 //! writes of a commit. Typed pools behind an enum would have meant writing every query twice.
 //!

@@ -2,8 +2,9 @@
 //! (built by hand: the `migrate!` macro would need sqlx's `macros` feature, which compiles
 //! the bundled SQLite a second time for the proc-macro host).
 //!
-//! On PostgreSQL the migrator holds an advisory lock while it runs, so servers that start
-//! together on one database migrate it once, one after the other.
+//! On PostgreSQL the migrator holds an advisory lock while it runs (on MySQL a named lock,
+//! `GET_LOCK`), so servers that start together on one database migrate it once, one after
+//! the other.
 
 use std::borrow::Cow;
 
@@ -41,11 +42,21 @@ const POSTGRES: &[(i64, &str, &str)] = &[
     ),
 ];
 
+const MYSQL: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/mysql/0001_init.sql")),
+    (
+        2,
+        "spire_rs_table_names",
+        include_str!("../migrations/mysql/0002_spire_rs_table_names.sql"),
+    ),
+];
+
 /// The migrator for `backend`.
 pub(crate) fn migrator(backend: Backend) -> Migrator {
     let scripts = match backend {
         Backend::Sqlite => SQLITE,
         Backend::Postgres => POSTGRES,
+        Backend::Mysql => MYSQL,
     };
     let migrations = scripts
         .iter()
@@ -74,7 +85,46 @@ pub(crate) async fn run_on(conn: &mut sqlx::AnyConnection, backend: Backend) -> 
 
 /// Brings the schema up to date.
 pub(crate) async fn run(pool: &AnyPool, backend: Backend) -> Result<(), Error> {
+    if backend == Backend::Mysql {
+        return run_mysql(pool).await;
+    }
     migrator(backend).run(pool).await.map_err(Error::Migrate)
+}
+
+/// How long a MySQL server waits for another one's migration before giving up.
+const MYSQL_LOCK_WAIT_SECONDS: i64 = 600;
+
+/// MySQL: sqlx's own lock asks `GET_LOCK` to wait forever with a negative timeout, which
+/// MariaDB answers with NULL at once instead of waiting, so two servers starting together
+/// would both migrate. The migrations run under a named lock taken here, with a finite wait.
+async fn run_mysql(pool: &AnyPool) -> Result<(), Error> {
+    use sqlx::Row as _;
+    let mut conn = pool.acquire().await.map_err(Error::Connect)?;
+    let lock_name = "LEFT(CONCAT('spire_rs_migrate.', DATABASE()), 64)";
+    let got: Option<i64> = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT CAST(GET_LOCK({lock_name}, {MYSQL_LOCK_WAIT_SECONDS}) AS SIGNED) AS got"
+    )))
+    .fetch_one(&mut *conn)
+    .await
+    .and_then(|row| row.try_get("got"))
+    .map_err(Error::Connect)?;
+    if got != Some(1) {
+        return Err(Error::Config(format!(
+            "another server held the MySQL migration lock for over {MYSQL_LOCK_WAIT_SECONDS} s"
+        )));
+    }
+    let mut migrator = migrator(Backend::Mysql);
+    migrator.set_locking(false);
+    let done = migrator
+        .run_direct(None, &mut *conn, false)
+        .await
+        .map_err(Error::Migrate);
+    let released = sqlx::query(sqlx::AssertSqlSafe(format!("DO RELEASE_LOCK({lock_name})")))
+        .execute(&mut *conn)
+        .await;
+    done?;
+    released.map_err(Error::Connect)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,11 +1,15 @@
 //! Join tokens and CA journals: small tables without change events.
 
+use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
 use spire_server_datastore::{CaJournal, Error as DsError, JoinToken, Result as DsResult};
 
 use crate::SqlStore;
-use crate::db::{Sql, get_bytes, get_i64, get_string};
+use crate::db::{
+    Backend, Sql, delete_returning, get_bytes, get_i64, get_string, insert_unless_exists,
+    last_insert_id,
+};
 
 // === impl SqlStore ===
 
@@ -14,10 +18,10 @@ impl SqlStore {
         let mut tx = self.begin_write().await?;
         let mut sql = Sql::new("INSERT INTO spire_rs_join_tokens (token, expires_at) VALUES (");
         sql.bind(token.token).push(", ").bind(token.expires_at);
-        sql.push(") ON CONFLICT DO NOTHING RETURNING token");
-        let outcome = match sql.fetch_optional(tx.conn()).await {
-            Ok(Some(_)) => Ok(()),
-            Ok(None) => Err(DsError::AlreadyExists {
+        sql.push(")");
+        let outcome = match insert_unless_exists(tx.conn(), sql).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(DsError::AlreadyExists {
                 message: "join token already exists".to_owned(),
                 existing: None,
             }),
@@ -37,14 +41,23 @@ impl SqlStore {
             .transpose()
     }
 
-    /// One `DELETE … RETURNING`: the database hands the row to exactly one caller.
+    /// One `DELETE … RETURNING` (a locked read and delete on MySQL): the database hands the
+    /// row to exactly one caller.
     pub(crate) async fn take_join_token_impl(&self, token: &str) -> DsResult<Option<JoinToken>> {
         let mut tx = self.begin_write().await?;
-        let mut sql = Sql::new("DELETE FROM spire_rs_join_tokens WHERE token = ");
-        sql.bind(token.to_owned())
-            .push(" RETURNING token, expires_at");
-        let outcome = match sql.fetch_optional(tx.conn()).await {
-            Ok(row) => row.as_ref().map(token_from_row).transpose(),
+        let filter = |sql: &mut Sql| {
+            sql.push("token = ").bind(token.to_owned());
+        };
+        let outcome = match delete_returning(
+            tx.conn(),
+            "spire_rs_join_tokens",
+            "token",
+            "token, expires_at",
+            &filter,
+        )
+        .await
+        {
+            Ok(rows) => rows.first().map(token_from_row).transpose(),
             Err(e) => Err(e),
         };
         tx.finish(outcome).await
@@ -68,20 +81,20 @@ impl SqlStore {
             sql.bind(journal.active_x509_authority_id.clone())
                 .push(", ");
             sql.bind(journal.data.clone()).push(", ");
-            sql.bind(journal.updated_at).push(") RETURNING id");
+            sql.bind(journal.updated_at).push(")");
         } else {
             sql = Sql::new("UPDATE spire_rs_ca_journals SET active_x509_authority_id = ");
             sql.bind(journal.active_x509_authority_id.clone())
                 .push(", data = ");
             sql.bind(journal.data.clone()).push(", updated_at = ");
             sql.bind(journal.updated_at).push(" WHERE id = ");
-            sql.bind(journal.id).push(" RETURNING id");
+            sql.bind(journal.id);
         }
-        let outcome = match sql.fetch_optional(tx.conn()).await {
-            Ok(Some(row)) => get_i64(&row, "id").map(|id| {
+        let outcome = match write_journal(tx.conn(), sql, journal.id).await {
+            Ok(Some(id)) => {
                 journal.id = id;
-                journal
-            }),
+                Ok(journal)
+            }
             Ok(None) => Err(DsError::NotFound("ca journal not found".to_owned())),
             Err(e) => Err(e),
         };
@@ -117,6 +130,23 @@ impl SqlStore {
         let outcome = sql.execute(tx.conn()).await;
         tx.finish(outcome).await
     }
+}
+
+/// Runs the journal's INSERT (`id` 0) or UPDATE; its id, or `None` when no row was updated.
+async fn write_journal(conn: &mut AnyConnection, mut sql: Sql, id: i64) -> DsResult<Option<i64>> {
+    if Backend::of(conn) == Backend::Mysql {
+        let written = sql.execute(conn).await?;
+        return match (id, written) {
+            (0, _) => last_insert_id(conn).await.map(Some),
+            (_, 1) => Ok(Some(id)),
+            _ => Ok(None),
+        };
+    }
+    sql.push(" RETURNING id");
+    sql.fetch_optional(conn)
+        .await?
+        .map(|row| get_i64(&row, "id"))
+        .transpose()
 }
 
 fn token_from_row(row: &AnyRow) -> DsResult<JoinToken> {

@@ -14,8 +14,8 @@ use spire_server_datastore::{
 
 use crate::SqlStore;
 use crate::db::{
-    CHUNK, Sql, columns, corrupt, get_bool, get_i64, get_string, parse_text_token, push_limit,
-    split_page, text_token,
+    CHUNK, Sql, columns, corrupt, delete_returning, get_bool, get_i64, get_string,
+    insert_unless_exists, parse_text_token, push_limit, split_page, text_token,
 };
 use crate::filters::{NODE_SELECTORS, push_selector_filter};
 
@@ -48,9 +48,8 @@ impl SqlStore {
             sql.bind(node.cert_not_after).push(", ");
             sql.bind(node.new_cert_serial_number.clone()).push(", ");
             sql.bind(node.new_cert_not_after).push(", ");
-            sql.bind(node.can_reattest)
-                .push(") ON CONFLICT DO NOTHING RETURNING spiffe_id");
-            if sql.fetch_optional(tx.conn()).await?.is_none() {
+            sql.bind(node.can_reattest).push(")");
+            if !insert_unless_exists(tx.conn(), sql).await? {
                 return Err(DsError::AlreadyExists {
                     message: "attested node already exists".to_owned(),
                     existing: None,
@@ -233,15 +232,21 @@ impl SqlStore {
         let mut tx = self.begin_write().await?;
         let outcome = async {
             let id = spiffe_id.to_string();
-            let mut sql = Sql::new("DELETE FROM spire_rs_attested_nodes WHERE spiffe_id = ");
-            sql.bind(id.clone())
-                .push(" RETURNING ")
-                .push(&NODE_COLUMNS.join(", "));
-            let row = sql
-                .fetch_optional(tx.conn())
-                .await?
+            let filter = |sql: &mut Sql| {
+                sql.push("spiffe_id = ").bind(id.clone());
+            };
+            let rows = delete_returning(
+                tx.conn(),
+                "spire_rs_attested_nodes",
+                "spiffe_id",
+                &NODE_COLUMNS.join(", "),
+                &filter,
+            )
+            .await?;
+            let row = rows
+                .first()
                 .ok_or_else(|| DsError::NotFound(NODE_NOT_FOUND.to_owned()))?;
-            let mut node = node_from_row(&row)?;
+            let mut node = node_from_row(row)?;
             node.selectors = selectors_of(tx.conn(), &id).await?;
             let mut sql = Sql::new("DELETE FROM spire_rs_node_selectors WHERE spiffe_id = ");
             sql.bind(id.clone());

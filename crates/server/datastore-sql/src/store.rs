@@ -41,6 +41,14 @@ const SQLITE_READERS: u32 = 4;
 /// 100k entries. Readers keep SQLite's default (2 MiB).
 const SQLITE_WRITER_CACHE_KIB: u32 = 64 * 1024;
 const POSTGRES_MAX_CONNECTIONS: u32 = 16;
+const MYSQL_MAX_CONNECTIONS: u32 = 16;
+/// Session settings of every MySQL connection. READ COMMITTED is PostgreSQL's default and what
+/// the write paths are written for: a locking read of a missing row takes no gap lock, so two
+/// servers inserting the same new key queue on the row instead of deadlocking (InnoDB's
+/// REPEATABLE READ default would take gap locks). Strict mode turns a value too long for its
+/// column into an error instead of a silent truncation.
+const MYSQL_SESSION: &str = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED; \
+     SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'STRICT_TRANS_TABLES')";
 
 /// The SQL datastore. Cheap to clone; clones share the pools.
 #[derive(Clone)]
@@ -105,6 +113,12 @@ impl SqlStore {
                 log_takeover(&plan, None);
                 (pool.clone(), pool, Backend::Postgres)
             }
+            Target::Mysql(url) => {
+                let pool = mysql_pool(&url).await?;
+                let plan = takeover::migrate_or_take_over(&pool, Backend::Mysql, now).await?;
+                log_takeover(&plan, None);
+                (pool.clone(), pool, Backend::Mysql)
+            }
         };
         let writer = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
         Ok(Self {
@@ -138,6 +152,12 @@ impl SqlStore {
                     .map_err(Error::Connect)?;
                 takeover::inspect(&mut conn, Backend::Postgres).await
             }
+            Target::Mysql(url) => {
+                let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+                    .await
+                    .map_err(Error::Connect)?;
+                takeover::inspect(&mut conn, Backend::Mysql).await
+            }
         }
     }
 
@@ -155,7 +175,7 @@ impl SqlStore {
         };
         let tx = match self.backend {
             Backend::Sqlite => self.write_pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.write_pool.begin().await,
+            Backend::Postgres | Backend::Mysql => self.write_pool.begin().await,
         }
         .map_err(backend)?;
         Ok(WriteTx::new(tx, self.clock.unix_seconds(), guard))
@@ -254,6 +274,21 @@ async fn reusable(conn: &mut sqlx::AnyConnection) -> bool {
     }
     // A dropped transaction's rollback may still be queued: let it run, then look again.
     conn.ping().await.is_ok() && !conn.is_in_transaction()
+}
+
+async fn mysql_pool(url: &str) -> Result<AnyPool, Error> {
+    AnyPoolOptions::new()
+        .max_connections(MYSQL_MAX_CONNECTIONS)
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                conn.execute(MYSQL_SESSION).await?;
+                Ok(())
+            })
+        })
+        .after_release(|conn, _meta| Box::pin(async move { Ok(reusable(conn).await) }))
+        .connect(url)
+        .await
+        .map_err(Error::Connect)
 }
 
 async fn sqlite_pool(url: &str, connections: u32, cache_kib: u32) -> Result<AnyPool, Error> {

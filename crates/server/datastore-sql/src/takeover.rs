@@ -127,6 +127,14 @@ pub(crate) async fn inspect(
             preview(&tables)
         )));
     }
+    if backend == Backend::Mysql {
+        return Err(Error::SpireSchema(
+            "it holds a SPIRE datastore (its `migrations` table) on MySQL, and taking over a SPIRE \
+             MySQL database is not supported (only SQLite and PostgreSQL ones); point the server at \
+             an empty database"
+                .to_owned(),
+        ));
+    }
     let row = conn
         .fetch_optional("SELECT version, code_version FROM migrations ORDER BY id DESC")
         .await
@@ -210,7 +218,7 @@ async fn take_over(pool: &sqlx::AnyPool, backend: Backend, now: i64) -> Result<(
     let failed = |e: sqlx::Error| Error::TakeOver(e.to_string());
     let tx = match backend {
         Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
-        Backend::Postgres => pool.begin().await,
+        Backend::Postgres | Backend::Mysql => pool.begin().await,
     }
     .map_err(Error::Connect)?;
     let mut tx = WriteTx::new(tx, now, None);
@@ -271,6 +279,9 @@ impl Query {
             match (kind, backend) {
                 ("t", Backend::Sqlite) => out.push_str(&format!(
                     "COALESCE(CAST(strftime('%s', {col}) AS INTEGER), 0)"
+                )),
+                ("t", Backend::Mysql) => out.push_str(&format!(
+                    "COALESCE(CAST(UNIX_TIMESTAMP({col}) AS SIGNED), 0)"
                 )),
                 ("t", Backend::Postgres) => out.push_str(&format!(
                     "COALESCE(CAST(FLOOR(EXTRACT(EPOCH FROM {col})) AS BIGINT), 0)"
@@ -528,6 +539,10 @@ async fn table_names(conn: &mut AnyConnection, backend: Backend) -> Result<Vec<S
         Backend::Postgres => {
             "SELECT CAST(table_name AS TEXT) AS name FROM information_schema.tables \
              WHERE table_schema = current_schema() ORDER BY 1"
+        }
+        Backend::Mysql => {
+            "SELECT CAST(table_name AS CHAR) AS name FROM information_schema.tables \
+             WHERE table_schema = DATABASE() ORDER BY 1"
         }
     };
     let rows = conn.fetch_all(sql).await.map_err(Error::Connect)?;

@@ -149,16 +149,16 @@ impl SqlPluginData {
         when(
             !matches!(
                 self.database_type.as_str(),
-                "sqlite3" | "sqlite" | "postgres" | "postgresql"
+                "sqlite3" | "sqlite" | "postgres" | "postgresql" | "mysql"
             ),
             "database_type",
             &format!(
-                "{:?} is not a database spire-rs has (use \"sqlite3\" or \"postgres\")",
+                "{:?} is not a database spire-rs has (use \"sqlite3\", \"postgres\" or \"mysql\")",
                 self.database_type
             ),
         );
         const POOL: &str = "the connection pool has fixed settings";
-        const MYSQL_TLS: &str = "it configures MySQL TLS, and MySQL is not supported";
+        const MYSQL_TLS: &str = "it configures MySQL TLS, and connections to MySQL are unencrypted (no TLS support is built in)";
         when(
             self.ro_connection_string.is_some(),
             "ro_connection_string",

@@ -200,7 +200,12 @@ async fn concurrent_opens_migrate_once(h: Harness) {
     let (config, _database) = match h.kind {
         Kind::Postgres => {
             let (config, database) = Harness::fresh_postgres_database().await;
-            (config, Some(database))
+            (config, Some(Box::new(database) as Box<dyn std::any::Any>))
+        }
+        // MySQL: the same, under the migrator's GET_LOCK.
+        Kind::Mysql => {
+            let (config, database) = Harness::fresh_mysql_database().await;
+            (config, Some(Box::new(database) as Box<dyn std::any::Any>))
         }
         Kind::Sqlite => (h.config.clone(), None),
     };

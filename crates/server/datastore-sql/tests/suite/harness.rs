@@ -3,8 +3,9 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
+use sqlx::mysql::MySqlConnectOptions;
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{Connection as _, Executor as _, PgConnection};
+use sqlx::{Connection as _, Executor as _, MySqlConnection, PgConnection};
 use tempfile::TempDir;
 
 use spire_id::{Selector, SelectorSet, SpiffeId, TrustDomain};
@@ -13,12 +14,14 @@ use spire_server_datastore_sql::{SqlConfig, SqlStore};
 use spire_time::ManualClock;
 
 pub(crate) const PG_URL_VAR: &str = "SPIRE_TEST_POSTGRES_URL";
+pub(crate) const MYSQL_URL_VAR: &str = "SPIRE_TEST_MYSQL_URL";
 
 /// Which backend a test runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
     Sqlite,
     Postgres,
+    Mysql,
 }
 
 /// A fresh, migrated store, and what is needed to open more handles on the same database.
@@ -29,10 +32,11 @@ pub(crate) struct Harness {
     pub(crate) config: SqlConfig,
     _dir: Option<TempDir>,
     _database: Option<PgDatabase>,
+    _mysql: Option<MysqlDatabase>,
 }
 
 /// Runs each named `async fn(Harness)` of the calling module on both backends, as
-/// `<module>::sqlite::<name>` and `<module>::postgres::<name>`.
+/// `<module>::sqlite::<name>`, `<module>::postgres::<name>` and `<module>::mysql::<name>`.
 macro_rules! both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -55,13 +59,25 @@ macro_rules! both_backends {
                 }
             )*
         }
+        mod mysql {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(h) = crate::harness::Harness::new(crate::harness::Kind::Mysql).await {
+                        super::$name(h).await;
+                    }
+                }
+            )*
+        }
     };
 }
 
 impl Harness {
-    /// `None` when PostgreSQL is not configured (a skip), unless `CI=true`, where that fails.
+    /// `None` when PostgreSQL or MySQL is not configured (a skip), unless `CI=true`, where
+    /// that fails.
     pub(crate) async fn new(kind: Kind) -> Option<Self> {
         let clock = ManualClock::at_fixed_instant();
+        let mut mysql = None;
         let (config, dir, database) = match kind {
             Kind::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
@@ -84,6 +100,18 @@ impl Harness {
                 let config = SqlConfig::postgres(database.url.clone());
                 (config, None, Some(database))
             }
+            Kind::Mysql => {
+                let Ok(admin_url) = std::env::var(MYSQL_URL_VAR) else {
+                    spire_test::skip(&format!(
+                        "MySQL test: {MYSQL_URL_VAR} is not set (e.g. mysql://root@127.0.0.1:3306/test)"
+                    ));
+                    return None;
+                };
+                let database = MysqlDatabase::create(&admin_url).await;
+                let config = SqlConfig::mysql(database.url());
+                mysql = Some(database);
+                (config, None, None)
+            }
         };
         let store = SqlStore::open_with_clock(&config, Arc::new(clock.clone()))
             .await
@@ -95,6 +123,7 @@ impl Harness {
             config,
             _dir: dir,
             _database: database,
+            _mysql: mysql,
         })
     }
 
@@ -114,6 +143,19 @@ impl Harness {
     /// A libpq DSN for the test database (PostgreSQL only).
     pub(crate) fn postgres_dsn(&self) -> Option<String> {
         self._database.as_ref().map(PgDatabase::dsn)
+    }
+
+    /// A Go MySQL driver DSN for the test database (MySQL only), as SPIRE's configuration
+    /// spells it.
+    pub(crate) fn mysql_dsn(&self) -> Option<String> {
+        self._mysql.as_ref().map(MysqlDatabase::dsn)
+    }
+
+    /// An empty, unmigrated database (MySQL tests only), dropped with the guard.
+    pub(crate) async fn fresh_mysql_database() -> (SqlConfig, MysqlDatabase) {
+        let admin_url = std::env::var(MYSQL_URL_VAR).expect("MySQL tests run with the URL set");
+        let database = MysqlDatabase::create(&admin_url).await;
+        (SqlConfig::mysql(database.url()), database)
     }
 
     /// The injected clock, in unix seconds.
@@ -199,6 +241,95 @@ impl Drop for PgDatabase {
         });
         done.join().ok();
     }
+}
+
+/// A uniquely named MySQL database, dropped when the test ends.
+pub(crate) struct MysqlDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl MysqlDatabase {
+    async fn create(admin_url: &str) -> Self {
+        let name = format!("spire_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = MySqlConnection::connect(admin_url)
+            .await
+            .expect("connect to SPIRE_TEST_MYSQL_URL");
+        admin
+            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await
+            .expect("create test database");
+        admin.close().await.ok();
+        Self {
+            admin_url: admin_url.to_owned(),
+            name,
+        }
+    }
+
+    /// The database's `mysql://` URL.
+    pub(crate) fn url(&self) -> String {
+        with_database(&self.admin_url, &self.name)
+    }
+
+    /// `user[:password]@tcp(host:port)/name?parseTime=true`.
+    fn dsn(&self) -> String {
+        let options = MySqlConnectOptions::from_str(&self.admin_url).expect("parse admin URL");
+        let password = userinfo_password(&self.admin_url)
+            .map(|p| format!(":{}", percent_decode(&p)))
+            .unwrap_or_default();
+        format!(
+            "{}{password}@tcp({}:{})/{}?parseTime=true",
+            options.get_username(),
+            options.get_host(),
+            options.get_port(),
+            self.name
+        )
+    }
+}
+
+impl Drop for MysqlDatabase {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let statement = format!("DROP DATABASE IF EXISTS {}", self.name);
+        let done = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                if let Ok(mut admin) = MySqlConnection::connect(&admin_url).await {
+                    if let Err(e) = admin.execute(sqlx::AssertSqlSafe(statement)).await {
+                        eprintln!("could not drop test database: {e}");
+                    }
+                    admin.close().await.ok();
+                }
+            });
+        });
+        done.join().ok();
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = (bytes[i] == b'%')
+            .then(|| s.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match hex {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `admin_url` with its database (path) replaced by `name`.

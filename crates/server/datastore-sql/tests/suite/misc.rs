@@ -293,11 +293,13 @@ async fn federation_relationships_join_bundles(h: Harness) {
 }
 
 async fn opens_with_spire_connection_strings(h: Harness) {
-    let config = match h.postgres_dsn() {
+    let config = match (h.postgres_dsn(), h.mysql_dsn()) {
         // PostgreSQL: a libpq key=value DSN for the same database.
-        Some(dsn) => SqlConfig::postgres(dsn),
+        (Some(dsn), _) => SqlConfig::postgres(dsn),
+        // MySQL: a Go MySQL driver DSN (`user@tcp(host:port)/db?parseTime=true`).
+        (_, Some(dsn)) => SqlConfig::mysql(dsn),
         // SQLite: a `file:` URI with go-sqlite3 options, for the same file.
-        None => SqlConfig {
+        (None, None) => SqlConfig {
             database_type: "sqlite3".to_owned(),
             connection_string: format!("file:{}?_busy_timeout=5000", h.config.connection_string),
         },
