@@ -344,7 +344,7 @@ async fn purge(args: PurgeArgs, io: &mut Io<'_>) -> anyhow::Result<()> {
         }
     })
     .await?;
-    let now = std::time::SystemTime::now()
+    let now = spire_time::Clock::now(&spire_time::SystemClock)
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i128);
     let mut expired = Vec::new();
