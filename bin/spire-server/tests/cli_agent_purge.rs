@@ -26,6 +26,7 @@ for spec in sys.argv[2:]:
 db.commit()
 "#;
 
+#[allow(clippy::disallowed_methods)] // the real server judges expiry against the wall clock
 fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -78,6 +78,7 @@ fn count(server: &Server, prefix: &str) -> usize {
 
 /// Runs one batch into `failpoint`, kills the server there, restarts it and returns how many
 /// of the batch's entries the restarted server has, and how long the restart took.
+#[allow(clippy::disallowed_methods)] // Instant::now: the restart time is the reported figure
 fn crash_at(dir: &Path, failpoint: &str, prefix: &str) -> (usize, Duration) {
     let file = batch_file(dir, prefix);
     let server = Server::start_with_env(dir, &[("SPIRE_RS_FAILPOINT", failpoint)]);

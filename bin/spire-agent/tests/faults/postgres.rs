@@ -8,6 +8,8 @@
 //! acknowledged entry is there exactly once, both servers list the same entries, and the
 //! agent's workload (every entry selects it) is served an SVID for each of them.
 //! `SPIRE_RS_FAULTS_FULL=1` writes 500 entries per server instead of 30.
+// Wall-clock Instant::now: these cases time real processes and print the figures.
+#![allow(clippy::disallowed_methods)]
 
 use std::os::unix::fs::chown;
 use std::path::{Path, PathBuf};

@@ -262,7 +262,7 @@ async fn a_week_of_churn_keeps_the_datastore_bounded() {
             next += 1;
             sim.ds.create_attested_node(node.clone()).await.unwrap();
             writes += 1;
-            if next % 2 == 0 {
+            if next.is_multiple_of(2) {
                 renewals.push_back((now + lifetime / 2, node));
             }
         }

@@ -69,7 +69,7 @@ async fn swap(dump: &str) {
     let server = ServerBuilder::new().dir(server_dir).start().await.unwrap();
     assert_eq!(
         server.bundle_roots().await.unwrap(),
-        [spire_root.clone()],
+        std::slice::from_ref(&spire_root),
         "SPIRE's root is the bundle"
     );
     let node = server

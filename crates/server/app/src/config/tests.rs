@@ -362,7 +362,10 @@ fn prune_settings_take_spire_defaults_and_values() {
         config.prune_events_older_than,
         Duration::from_secs(12 * 3600)
     );
-    assert_eq!(config.prune_attested_nodes, None, "agents are kept by default");
+    assert_eq!(
+        config.prune_attested_nodes, None,
+        "agents are kept by default"
+    );
 
     let config = load(&with_server_keys(
         "prune_attested_nodes_expired_for = \"72h\"\n\
