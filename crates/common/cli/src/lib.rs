@@ -23,7 +23,9 @@ pub use logging::{
     LogFormat, LogHandle, LogLevel, LogSettings, RUNTIME_FIELDS, RuntimeFields, init_logging,
     parse_set_level, print_logger, start_logging,
 };
-pub use process::{prepare_daemon, report_validation, tighten_umask, wait_for_signal};
+pub use process::{
+    prepare_daemon, raise_open_file_limit, report_validation, tighten_umask, wait_for_signal,
+};
 pub use values::{
     go_bool, go_duration, go_duration_string, go_i32, go_i64, go_quote, go_rfc3339_utc,
     go_utc_time, pluralize,
