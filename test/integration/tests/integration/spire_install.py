@@ -215,10 +215,16 @@ db.execute(
     "active_jwt_authority_id) VALUES (?, ?, ?, ?, ?)",
     (t, t, journal, authority_id, kid),
 )
+# Schema 24 added the agent's version to the node row; schema 23 has no such column.
+node_columns = {row[1] for row in db.execute("PRAGMA table_info(attested_node_entries)")}
+version = ("agent_version", "'1.14.2'") if "agent_version" in node_columns else None
 db.execute(
     "INSERT INTO attested_node_entries (created_at, updated_at, spiffe_id, data_type, "
-    "serial_number, expires_at, new_serial_number, new_expires_at, can_reattest, agent_version) "
-    "VALUES (?, ?, ?, 'join_token', ?, ?, '', NULL, 0, '1.14.2')",
+    "serial_number, expires_at, new_serial_number, new_expires_at, can_reattest"
+    + (", " + version[0] if version else "")
+    + ") VALUES (?, ?, ?, 'join_token', ?, ?, '', NULL, 0"
+    + (", " + version[1] if version else "")
+    + ")",
     (t, t, AGENT_ID, str(agent_serial), sqlite_time(agent_not_after)),
 )
 cur = db.execute(
