@@ -13,8 +13,8 @@ use crate::common::{assert_verifies, chain, fetch_context_eventually, ids};
 
 const WORKLOAD: &str = "spiffe://example.org/workload";
 
-/// The own trust domain's roots in a context.
-fn roots(context: &spire_integration_tests::spiffe::X509Context) -> Vec<Vec<u8>> {
+/// `example.org`'s roots in a Workload API context.
+pub(crate) fn roots(context: &spire_integration_tests::spiffe::X509Context) -> Vec<Vec<u8>> {
     let td = spire_integration_tests::spiffe::TrustDomain::new("example.org").unwrap();
     context
         .bundle_set()

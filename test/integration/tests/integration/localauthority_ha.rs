@@ -6,7 +6,6 @@
 //! did not sign, then a bundle without it; A (through the shared change feed) and P (through
 //! A's bundle endpoint) drop the revoked root too.
 
-use spire_integration_tests::spiffe::{TrustDomain, X509Context};
 use spire_integration_tests::{
     ServerBuilder, chain_verifies, entry, eventually, free_port, init_logging, next_matching,
     types, uid_selector,
@@ -16,6 +15,7 @@ use spire_proto::spire::api::server::localauthority::v1::{
 };
 
 use crate::common::{assert_verifies, chain, fetch_context_eventually, ids};
+use crate::localauthority::roots;
 use crate::postgres::TempDatabase;
 use crate::sds;
 
@@ -23,21 +23,6 @@ const EXAMPLE: &str = "example.org";
 const FEDERATED: &str = "example-federated.org";
 const WORKLOAD: &str = "spiffe://example.org/workload";
 const BUNDLE_NAME: &str = "spiffe://example.org";
-
-/// `example.org`'s roots in a Workload API context.
-fn roots(context: &X509Context) -> Vec<Vec<u8>> {
-    let td = TrustDomain::new(EXAMPLE).unwrap();
-    context
-        .bundle_set()
-        .get(&td)
-        .map(|b| {
-            b.authorities()
-                .iter()
-                .map(|c| c.as_ref().to_vec())
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 fn bundle_roots(bundle: &types::Bundle) -> Vec<Vec<u8>> {
     bundle
